@@ -1,0 +1,191 @@
+//! Named threads and the process-wide thread registry.
+//!
+//! Every thread of the library starts through [`spawn`], which gives it its
+//! literal RocketMQ name (`NettyClientSelector_1`, `ConsumeMessageThread_12`,
+//! ...) and records it in the registry with its OS thread id, role, start time
+//! and a "doing now" label the thread keeps current with [`doing`]. Linux keeps
+//! only 15 bytes of a name in `/proc/<pid>/task/<tid>/comm`; the full names are
+//! served to other processes by the `Attach Listener` thread (the JVM's name for
+//! the thread that answers `jstack`), see [`crate::common::thread_dump`].
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+/// One registered thread.
+pub struct ThreadEntry {
+    pub name: String,
+    /// The pool or service the thread belongs to, e.g. `remoting-client`.
+    pub role: &'static str,
+    /// OS thread id (as in `/proc/<pid>/task/<tid>`), 0 until the thread has
+    /// started or when it could not be read.
+    tid: AtomicI32,
+    pub started: SystemTime,
+    doing: Mutex<Cow<'static, str>>,
+}
+
+impl ThreadEntry {
+    pub fn doing(&self) -> String {
+        self.doing.lock().to_string()
+    }
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Acquire)
+    }
+}
+
+/// A copy of one registry entry, taken for a thread dump.
+#[derive(Debug, Clone)]
+pub struct ThreadSnapshot {
+    pub name: String,
+    pub role: &'static str,
+    pub tid: i32,
+    pub started: SystemTime,
+    pub doing: String,
+}
+
+static REGISTRY: LazyLock<Mutex<BTreeMap<u64, Arc<ThreadEntry>>>> = LazyLock::new(|| Mutex::new(BTreeMap::new()));
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<ThreadEntry>>> = const { RefCell::new(None) };
+}
+
+/// Removes the thread's entry when the thread ends, normally or by panic.
+struct Registration(u64);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        REGISTRY.lock().remove(&self.0);
+        let _ = CURRENT.try_with(|c| c.borrow_mut().take());
+    }
+}
+
+/// Enters a thread in the registry before it starts, so it is listed as soon
+/// as [`spawn`] returns.
+fn register(name: String, role: &'static str) -> (u64, Arc<ThreadEntry>) {
+    let entry = Arc::new(ThreadEntry {
+        name,
+        role,
+        tid: AtomicI32::new(0),
+        started: SystemTime::now(),
+        doing: Mutex::new(Cow::Borrowed("starting")),
+    });
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    REGISTRY.lock().insert(id, entry.clone());
+    (id, entry)
+}
+
+/// The OS id of the calling thread, read from the `/proc/thread-self` link
+/// (`<pid>/task/<tid>`), which needs no `unsafe` call.
+fn current_tid() -> i32 {
+    std::fs::read_link("/proc/thread-self").ok().and_then(|p| p.file_name()?.to_str()?.parse().ok()).unwrap_or(0)
+}
+
+/// Starts a thread with its literal RocketMQ `name`, registered under `role`
+/// for as long as it runs. The only way this crate starts a thread.
+pub fn spawn<F, T>(name: impl Into<String>, role: &'static str, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    crate::common::thread_dump::ensure_attach_listener();
+    spawn_unlisted(name.into(), role, f)
+}
+
+/// [`spawn`] without starting the attach listener (used to start that listener).
+pub(crate) fn spawn_unlisted<F, T>(name: String, role: &'static str, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (id, entry) = register(name.clone(), role);
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        let _registration = Registration(id);
+        entry.tid.store(current_tid(), Ordering::Release);
+        CURRENT.with(|c| *c.borrow_mut() = Some(entry));
+        f()
+    });
+    if spawned.is_err() {
+        REGISTRY.lock().remove(&id);
+    }
+    spawned
+}
+
+/// Sets what the calling thread is doing now (shown in thread dumps). Cheap: a
+/// thread-local lookup and an uncontended lock; `&'static str` labels do not
+/// allocate. A no-op on threads not started by [`spawn`].
+pub fn doing(label: impl Into<Cow<'static, str>>) {
+    let _ = CURRENT.try_with(|c| {
+        if let Some(entry) = c.borrow().as_ref() {
+            *entry.doing.lock() = label.into();
+        }
+    });
+}
+
+/// The registered name of the calling thread, if it was started by [`spawn`].
+pub fn current_name() -> Option<String> {
+    CURRENT.try_with(|c| c.borrow().as_ref().map(|e| e.name.clone())).ok().flatten()
+}
+
+/// Every registered thread, in start order.
+pub fn registered() -> Vec<ThreadSnapshot> {
+    REGISTRY
+        .lock()
+        .values()
+        .map(|e| ThreadSnapshot {
+            name: e.name.clone(),
+            role: e.role,
+            tid: e.tid(),
+            started: e.started,
+            doing: e.doing(),
+        })
+        .collect()
+}
+
+/// Names of the registered threads (handy for tests and running info).
+pub fn registered_names() -> Vec<String> {
+    REGISTRY.lock().values().map(|e| e.name.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawned_thread_is_registered_with_label_and_removed_at_exit() {
+        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<()>(0);
+        let h = spawn("UnitTestThread_ABCDEFGHIJKLMNOP_1", "test", move || {
+            doing("waiting on unit test");
+            ready_tx.send(()).ok();
+            rx.recv().ok();
+        })
+        .expect("spawn");
+        ready_rx.recv().expect("ready");
+        let snap = registered();
+        let me = snap
+            .iter()
+            .find(|t| t.name == "UnitTestThread_ABCDEFGHIJKLMNOP_1")
+            .expect("registered under its full name");
+        assert_eq!(me.doing, "waiting on unit test");
+        assert_eq!(me.role, "test");
+        assert!(me.tid > 0);
+        tx.send(()).ok();
+        h.join().expect("join");
+        assert!(!registered_names().contains(&"UnitTestThread_ABCDEFGHIJKLMNOP_1".to_string()));
+    }
+
+    #[test]
+    fn panicking_thread_is_removed() {
+        let h = spawn("UnitTestPanics_1", "test", || panic!("boom")).expect("spawn");
+        assert!(h.join().is_err());
+        assert!(!registered_names().contains(&"UnitTestPanics_1".to_string()));
+    }
+}

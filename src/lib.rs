@@ -1,0 +1,7 @@
+//! rmq: an Apache RocketMQ 4.x compatible messaging system on named OS threads.
+//!
+//! Modules depend only on those above them: `common` <- `remoting` <- `store`
+//! <- `namesrv` / `broker`; `client` uses `common` and `remoting` only.
+
+pub mod common;
+pub mod remoting;

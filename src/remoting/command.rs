@@ -1,0 +1,716 @@
+//! `RemotingCommand`: RocketMQ's one message type for requests and responses,
+//! and its two header serializations (JSON and the binary ROCKETMQ form).
+//!
+//! Frame on the wire: `i32 total length | i32 (serialize type << 24 | header
+//! length) | header | body`, all big-endian; total length counts everything
+//! after itself.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Write;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use crate::remoting::code;
+use crate::remoting::header::{CommandHeader, HeaderError};
+
+/// Flag bit: this command is a response (RocketMQ: RPC_TYPE).
+pub const FLAG_RESPONSE: i32 = 1;
+/// Flag bit: no response is expected (RocketMQ: RPC_ONEWAY).
+pub const FLAG_ONEWAY: i32 = 1 << 1;
+
+/// The protocol version we send: the one Apache's 4.9.8 Java client sends.
+pub const CURRENT_VERSION: i32 = 409;
+
+/// Default largest frame accepted (RocketMQ: `com.rocketmq.remoting.frameMaxLength`).
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// How a command's header is serialized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SerializeType {
+    #[default]
+    Json = 0,
+    RocketMq = 1,
+}
+
+impl SerializeType {
+    pub fn name(self) -> &'static str {
+        match self {
+            SerializeType::Json => "JSON",
+            SerializeType::RocketMq => "ROCKETMQ",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "JSON" => Some(SerializeType::Json),
+            "ROCKETMQ" => Some(SerializeType::RocketMq),
+            _ => None,
+        }
+    }
+}
+
+/// The sender's language (RocketMQ: `LanguageCode`), kept as its wire byte so
+/// codes we do not know survive a round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LanguageCode(pub u8);
+
+const LANGUAGE_NAMES: [&str; 14] = [
+    "JAVA", "CPP", "DOTNET", "PYTHON", "DELPHI", "ERLANG", "RUBY", "OTHER", "HTTP", "GO", "PHP", "OMS", "RUST",
+    "NODE_JS",
+];
+
+impl LanguageCode {
+    pub const JAVA: LanguageCode = LanguageCode(0);
+    pub const CPP: LanguageCode = LanguageCode(1);
+    pub const OTHER: LanguageCode = LanguageCode(7);
+    pub const RUST: LanguageCode = LanguageCode(12);
+
+    pub fn name(self) -> &'static str {
+        LANGUAGE_NAMES.get(self.0 as usize).copied().unwrap_or("OTHER")
+    }
+    /// The code for a JSON `language` name; unknown names become OTHER.
+    pub fn from_name(name: &str) -> Self {
+        LANGUAGE_NAMES.iter().position(|n| *n == name).map_or(LanguageCode::OTHER, |i| LanguageCode(i as u8))
+    }
+}
+
+/// The `extFields` map: insertion-ordered so a binary header re-encodes to the
+/// bytes it was decoded from. Headers hold a few dozen fields at most, so a
+/// linear scan beats hashing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtFields(Vec<(String, String)>);
+
+impl ExtFields {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+    /// Sets `key`, replacing an earlier value.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into();
+        let value = value.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(i).1)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A command body: one buffer, or several (a pull reply's stored messages,
+/// each a slice of a mapped file) written to the socket one after another.
+#[derive(Clone, Default)]
+pub enum Body {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(Vec<Bytes>),
+}
+
+impl Body {
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::One(b) => b.len(),
+            Body::Many(v) => v.iter().map(Bytes::len).sum(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn segments(&self) -> &[Bytes] {
+        match self {
+            Body::Empty => &[],
+            Body::One(b) => std::slice::from_ref(b),
+            Body::Many(v) => v,
+        }
+    }
+    /// The body as one buffer (copies only a multi-segment body).
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            Body::Empty => Cow::Borrowed(&[]),
+            Body::One(b) => Cow::Borrowed(b),
+            Body::Many(v) => Cow::Owned(v.concat()),
+        }
+    }
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Body::Empty => Bytes::new(),
+            Body::One(b) => b.clone(),
+            Body::Many(v) => Bytes::from(v.concat()),
+        }
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Body({} bytes)", self.len())
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Self {
+        if v.is_empty() { Body::Empty } else { Body::One(Bytes::from(v)) }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        if b.is_empty() { Body::Empty } else { Body::One(b) }
+    }
+}
+
+/// Why bytes could not be decoded as a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecError(pub String);
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, CodecError> {
+    Err(CodecError(msg.into()))
+}
+
+static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(0);
+
+/// A request or a response.
+#[derive(Debug, Clone)]
+pub struct RemotingCommand {
+    pub code: i32,
+    pub language: LanguageCode,
+    pub version: i32,
+    /// Pairs a response with its request.
+    pub opaque: i32,
+    pub flag: i32,
+    pub remark: Option<String>,
+    pub ext_fields: ExtFields,
+    pub body: Body,
+    pub serialize_type: SerializeType,
+}
+
+impl RemotingCommand {
+    fn new(code: i32, flag: i32, opaque: i32) -> Self {
+        RemotingCommand {
+            code,
+            language: LanguageCode::RUST,
+            version: CURRENT_VERSION,
+            opaque,
+            flag,
+            remark: None,
+            ext_fields: ExtFields::new(),
+            body: Body::Empty,
+            serialize_type: SerializeType::Json,
+        }
+    }
+
+    /// A request with a fresh opaque and no header fields.
+    pub fn request(code: i32) -> Self {
+        Self::new(code, 0, NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A request carrying the typed `header`.
+    pub fn request_with<H: CommandHeader>(code: i32, header: &H) -> Self {
+        let mut cmd = Self::request(code);
+        header.write_to(&mut cmd.ext_fields);
+        cmd
+    }
+
+    /// A response (its opaque and serialization are set when it is sent as
+    /// the answer to a request).
+    pub fn response(code: i32, remark: impl Into<Option<String>>) -> Self {
+        let mut cmd = Self::new(code, FLAG_RESPONSE, 0);
+        cmd.remark = remark.into();
+        cmd
+    }
+
+    /// A SUCCESS response carrying the typed `header`.
+    pub fn success_with<H: CommandHeader>(header: &H) -> Self {
+        let mut cmd = Self::response(code::response::SUCCESS, None);
+        header.write_to(&mut cmd.ext_fields);
+        cmd
+    }
+
+    /// Makes this response answer `request`: same opaque, same serialization.
+    pub fn answering(mut self, request: &RemotingCommand) -> Self {
+        self.flag |= FLAG_RESPONSE;
+        self.opaque = request.opaque;
+        self.serialize_type = request.serialize_type;
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Body>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn with_remark(mut self, remark: impl Into<String>) -> Self {
+        self.remark = Some(remark.into());
+        self
+    }
+
+    pub fn with_serialize_type(mut self, t: SerializeType) -> Self {
+        self.serialize_type = t;
+        self
+    }
+
+    pub fn is_response(&self) -> bool {
+        self.flag & FLAG_RESPONSE != 0
+    }
+
+    pub fn is_oneway(&self) -> bool {
+        self.flag & FLAG_ONEWAY != 0
+    }
+
+    pub fn mark_oneway(&mut self) {
+        self.flag |= FLAG_ONEWAY;
+    }
+
+    /// Reads the typed header from `extFields`.
+    pub fn header<H: CommandHeader>(&self) -> Result<H, HeaderError> {
+        H::read_from(&self.ext_fields)
+    }
+
+    /// Writes the typed header into `extFields`.
+    pub fn set_header<H: CommandHeader>(&mut self, header: &H) {
+        header.write_to(&mut self.ext_fields);
+    }
+
+    /// The request or response code's Apache name, for messages.
+    pub fn code_name(&self) -> String {
+        let name = if self.is_response() { code::response::name(self.code) } else { code::request::name(self.code) };
+        name.map_or_else(|| self.code.to_string(), |n| format!("{n}({})", self.code))
+    }
+
+    // ---- encoding ----
+
+    /// The frame up to the body: length prefix, type/length word and header.
+    /// The body's segments follow it on the wire unchanged.
+    pub fn encode_header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(&[0u8; 8]);
+        match self.serialize_type {
+            SerializeType::Json => self.write_json_header(&mut out),
+            SerializeType::RocketMq => self.write_rocketmq_header(&mut out),
+        }
+        let header_len = out.len() - 8;
+        let total = 4 + header_len + self.body.len();
+        out[0..4].copy_from_slice(&(total as u32).to_be_bytes());
+        let mark = ((self.serialize_type as u32) << 24) | (header_len as u32 & 0x00ff_ffff);
+        out[4..8].copy_from_slice(&mark.to_be_bytes());
+        out
+    }
+
+    /// The whole frame in one buffer (tests, small commands).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.encode_header();
+        for seg in self.body.segments() {
+            out.extend_from_slice(seg);
+        }
+        out
+    }
+
+    fn write_json_header(&self, out: &mut Vec<u8>) {
+        // Keys in the order Apache's Java encoder writes them (alphabetical).
+        let _ = write!(out, "{{\"code\":{}", self.code);
+        if !self.ext_fields.is_empty() {
+            out.extend_from_slice(b",\"extFields\":{");
+            for (i, (k, v)) in self.ext_fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, k);
+                out.push(b':');
+                write_json_str(out, v);
+            }
+            out.push(b'}');
+        }
+        let _ =
+            write!(out, ",\"flag\":{},\"language\":\"{}\",\"opaque\":{}", self.flag, self.language.name(), self.opaque);
+        if let Some(r) = &self.remark {
+            out.extend_from_slice(b",\"remark\":");
+            write_json_str(out, r);
+        }
+        let _ = write!(out, ",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":{}}}", self.version);
+    }
+
+    fn write_rocketmq_header(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.code as i16).to_be_bytes());
+        out.push(self.language.0);
+        out.extend_from_slice(&(self.version as i16).to_be_bytes());
+        out.extend_from_slice(&self.opaque.to_be_bytes());
+        out.extend_from_slice(&self.flag.to_be_bytes());
+        match &self.remark {
+            Some(r) => {
+                out.extend_from_slice(&(r.len() as i32).to_be_bytes());
+                out.extend_from_slice(r.as_bytes());
+            }
+            None => out.extend_from_slice(&0i32.to_be_bytes()),
+        }
+        let len_at = out.len();
+        out.extend_from_slice(&0i32.to_be_bytes());
+        for (k, v) in self.ext_fields.iter() {
+            out.extend_from_slice(&(k.len() as i16).to_be_bytes());
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+            out.extend_from_slice(v.as_bytes());
+        }
+        let ext_len = (out.len() - len_at - 4) as i32;
+        out[len_at..len_at + 4].copy_from_slice(&ext_len.to_be_bytes());
+    }
+
+    // ---- decoding ----
+
+    /// Decodes one frame given without its 4-byte length prefix. The body is
+    /// a slice of `frame` (no copy).
+    pub fn decode(frame: Bytes) -> Result<Self, CodecError> {
+        if frame.len() < 4 {
+            return err(format!("frame of {} bytes is shorter than its header-length word", frame.len()));
+        }
+        let mark = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let header_len = (mark & 0x00ff_ffff) as usize;
+        if header_len > frame.len() - 4 {
+            return err(format!("header length {header_len} exceeds the frame ({} bytes)", frame.len()));
+        }
+        let header = &frame[4..4 + header_len];
+        let mut cmd = match mark >> 24 {
+            0 => decode_json_header(header)?,
+            1 => decode_rocketmq_header(header)?,
+            t => return err(format!("unknown header serialize type {t}")),
+        };
+        let body = frame.slice(4 + header_len..);
+        cmd.body = body.into();
+        Ok(cmd)
+    }
+
+    /// Decodes a whole frame including its length prefix.
+    pub fn decode_frame(bytes: &[u8]) -> Result<Self, CodecError> {
+        if bytes.len() < 4 {
+            return err("frame shorter than its length prefix");
+        }
+        let total = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        if total != bytes.len() - 4 {
+            return err(format!("length prefix {total} does not match the {} bytes after it", bytes.len() - 4));
+        }
+        Self::decode(Bytes::copy_from_slice(&bytes[4..]))
+    }
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// The JSON header as clients send it; unknown fields are ignored.
+#[derive(Deserialize)]
+struct JsonHeader {
+    #[serde(default, deserialize_with = "lenient_i32")]
+    code: i32,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default, deserialize_with = "lenient_i32")]
+    version: i32,
+    #[serde(default, deserialize_with = "lenient_i32")]
+    opaque: i32,
+    #[serde(default, deserialize_with = "lenient_i32")]
+    flag: i32,
+    #[serde(default)]
+    remark: Option<String>,
+    #[serde(default, rename = "extFields")]
+    ext_fields: Option<LenientMap>,
+}
+
+fn decode_json_header(h: &[u8]) -> Result<RemotingCommand, CodecError> {
+    let j: JsonHeader = serde_json::from_slice(h).map_err(|e| CodecError(format!("bad JSON command header: {e}")))?;
+    let mut cmd = RemotingCommand::new(j.code, j.flag, j.opaque);
+    cmd.language = j.language.as_deref().map_or(LanguageCode::OTHER, LanguageCode::from_name);
+    cmd.version = j.version;
+    cmd.remark = j.remark;
+    cmd.ext_fields = j.ext_fields.map(|m| m.0).unwrap_or_default();
+    cmd.serialize_type = SerializeType::Json;
+    Ok(cmd)
+}
+
+/// A JSON number or numeric string as i32 (null counts as 0).
+fn lenient_i32<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    let s = d.deserialize_any(LenientValue)?;
+    match s {
+        None => Ok(0),
+        Some(s) => s.trim().parse::<i32>().map_err(|_| de::Error::custom(format!("expected an integer, got {s:?}"))),
+    }
+}
+
+/// Ext field values as real clients send them: strings, numbers, booleans.
+struct LenientMap(ExtFields);
+
+impl<'de> Deserialize<'de> for LenientMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LenientMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of ext fields")
+            }
+            fn visit_unit<E>(self) -> Result<LenientMap, E> {
+                Ok(LenientMap(ExtFields::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<LenientMap, A::Error> {
+                let mut out = ExtFields(Vec::with_capacity(m.size_hint().unwrap_or(8)));
+                while let Some(k) = m.next_key::<String>()? {
+                    if let Some(v) = m.next_value_seed(LenientValue)? {
+                        out.insert(k, v);
+                    }
+                }
+                Ok(LenientMap(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One lenient value: a string as is, a number or boolean as its JSON text,
+/// null as absent.
+struct LenientValue;
+
+impl<'de> de::DeserializeSeed<'de> for LenientValue {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LenientValue {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, number or boolean")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Big-endian reader over a header that reports truncation as an error.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], CodecError> {
+        match self.buf.get(self.pos..self.pos.saturating_add(n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => err(format!("binary header truncated reading {what} ({n} bytes at {})", self.pos)),
+        }
+    }
+    fn i16(&mut self, what: &str) -> Result<i16, CodecError> {
+        let b = self.take(2, what)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+    fn i32(&mut self, what: &str) -> Result<i32, CodecError> {
+        let b = self.take(4, what)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn string(&mut self, len: i64, what: &str) -> Result<String, CodecError> {
+        if len < 0 {
+            return err(format!("negative length {len} for {what}"));
+        }
+        Ok(String::from_utf8_lossy(self.take(len as usize, what)?).into_owned())
+    }
+}
+
+fn decode_rocketmq_header(h: &[u8]) -> Result<RemotingCommand, CodecError> {
+    let mut r = Reader { buf: h, pos: 0 };
+    let code = r.i16("code")? as i32;
+    let language = LanguageCode(r.take(1, "language")?[0]);
+    let version = r.i16("version")? as i32;
+    let opaque = r.i32("opaque")?;
+    let flag = r.i32("flag")?;
+    let remark_len = r.i32("remark length")?;
+    let remark = if remark_len > 0 { Some(r.string(remark_len as i64, "remark")?) } else { None };
+    let ext_len = r.i32("extFields length")?;
+    if ext_len < 0 {
+        return err(format!("negative extFields length {ext_len}"));
+    }
+    let ext_bytes = r.take(ext_len as usize, "extFields")?;
+    let mut ext = ExtFields::new();
+    let mut er = Reader { buf: ext_bytes, pos: 0 };
+    while er.pos < ext_bytes.len() {
+        let kl = er.i16("ext key length")?;
+        let k = er.string(kl as i64, "ext key")?;
+        let vl = er.i32("ext value length")?;
+        let v = er.string(vl as i64, "ext value")?;
+        ext.0.push((k, v));
+    }
+    let mut cmd = RemotingCommand::new(code, flag, opaque);
+    cmd.language = language;
+    cmd.version = version;
+    cmd.remark = remark;
+    cmd.ext_fields = ext;
+    cmd.serialize_type = SerializeType::RocketMq;
+    Ok(cmd)
+}
+
+/// Cuts frames out of a byte stream.
+pub struct FrameDecoder {
+    max_frame: usize,
+}
+
+impl FrameDecoder {
+    pub fn new(max_frame: usize) -> Self {
+        FrameDecoder { max_frame }
+    }
+
+    /// Takes the next whole frame (without its length prefix) off the front of
+    /// `buf`; `Ok(None)` when more bytes are needed. An error means the stream
+    /// cannot be trusted any more and its connection must be closed.
+    pub fn next_frame(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        if buf.len() < 4 {
+            return Ok(None);
+        }
+        let total = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if total < 4 {
+            return err(format!("frame length {total} is below the 4-byte minimum"));
+        }
+        if total > self.max_frame {
+            return err(format!("frame length {total} exceeds the maximum of {} bytes", self.max_frame));
+        }
+        if buf.len() < 4 + total {
+            buf.reserve(4 + total - buf.len());
+            return Ok(None);
+        }
+        let mut frame = buf.split_to(4 + total);
+        let _ = frame.split_to(4);
+        Ok(Some(frame.freeze()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t: SerializeType) -> RemotingCommand {
+        let mut c = RemotingCommand::request(code::request::SEND_MESSAGE_V2).with_serialize_type(t);
+        c.ext_fields.insert("a", "group");
+        c.ext_fields.insert("i", "TAGS\u{1}TagA\u{2}KEYS\u{1}k \"quoted\"\u{2}");
+        c.remark = Some("héllo".into());
+        c.body = Body::from(b"body bytes".to_vec());
+        c
+    }
+
+    #[test]
+    fn both_serializations_round_trip_every_field() {
+        for t in [SerializeType::Json, SerializeType::RocketMq] {
+            let c = sample(t);
+            let bytes = c.encode();
+            let d = RemotingCommand::decode_frame(&bytes).expect("decodes");
+            assert_eq!(d.code, c.code);
+            assert_eq!(d.opaque, c.opaque);
+            assert_eq!(d.flag, c.flag);
+            assert_eq!(d.version, CURRENT_VERSION);
+            assert_eq!(d.language, LanguageCode::RUST);
+            assert_eq!(d.remark, c.remark);
+            assert_eq!(d.ext_fields, c.ext_fields);
+            assert_eq!(&d.body.bytes()[..], b"body bytes");
+            assert_eq!(d.serialize_type, t);
+            assert_eq!(d.encode(), bytes, "re-encoding is stable");
+        }
+    }
+
+    #[test]
+    fn json_ext_values_may_be_numbers_booleans_or_null() {
+        let h = br#"{"code":310,"language":"NODE_JS","opaque":"7","flag":0,"version":121,
+            "extFields":{"d":4,"g":1795317470514,"k":false,"x":null,"f":1.5}}"#;
+        let mut frame = ((h.len() as u32).to_be_bytes()).to_vec();
+        frame.extend_from_slice(h);
+        let c = RemotingCommand::decode(Bytes::from(frame)).expect("lenient");
+        assert_eq!(c.opaque, 7);
+        assert_eq!(c.language.name(), "NODE_JS");
+        assert_eq!(c.ext_fields.get("d"), Some("4"));
+        assert_eq!(c.ext_fields.get("g"), Some("1795317470514"));
+        assert_eq!(c.ext_fields.get("k"), Some("false"));
+        assert_eq!(c.ext_fields.get("f"), Some("1.5"));
+        assert_eq!(c.ext_fields.get("x"), None);
+    }
+
+    #[test]
+    fn frame_decoder_waits_for_whole_frames_and_rejects_bad_lengths() {
+        let dec = FrameDecoder::new(1024);
+        let bytes = sample(SerializeType::RocketMq).encode();
+        let mut buf = BytesMut::from(&bytes[..bytes.len() - 1]);
+        assert_eq!(dec.next_frame(&mut buf), Ok(None));
+        buf.extend_from_slice(&bytes[bytes.len() - 1..]);
+        buf.extend_from_slice(&bytes);
+        assert!(dec.next_frame(&mut buf).expect("ok").is_some());
+        assert!(dec.next_frame(&mut buf).expect("ok").is_some());
+        assert!(buf.is_empty());
+        let mut big = BytesMut::from(&(2000u32.to_be_bytes())[..]);
+        assert!(dec.next_frame(&mut big).is_err());
+        let mut tiny = BytesMut::from(&(3u32.to_be_bytes())[..]);
+        assert!(dec.next_frame(&mut tiny).is_err());
+    }
+
+    #[test]
+    fn truncated_and_garbled_headers_are_errors() {
+        let bytes = sample(SerializeType::RocketMq).encode();
+        for cut in 8..bytes.len() - 10 {
+            let mut f = bytes[4..cut].to_vec();
+            // Claim the header is longer than what remains.
+            let hl = (f.len() as u32 + 5) | (1 << 24);
+            f[0..4].copy_from_slice(&hl.to_be_bytes());
+            assert!(RemotingCommand::decode(Bytes::from(f)).is_err());
+        }
+        let mut unknown = bytes[4..].to_vec();
+        unknown[0] = 9;
+        assert!(RemotingCommand::decode(Bytes::from(unknown)).is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! One TCP connection, shared by its selector (which reads it) and every
+//! thread that writes to it (callers, processors), and the [`Channel`] handle
+//! processors use to answer on it.
+//!
+//! Writing: the writer encodes its command and, holding the connection's
+//! write lock, writes straight to the socket when nothing is queued; what the
+//! kernel does not take is queued and the selector writes it when the socket
+//! turns writable. This skips a thread hop Netty makes (handing every write to
+//! the event loop) while keeping one writer at a time per socket. Queued
+//! bytes are capped: a peer that does not read is disconnected, never buffered
+//! for without bound.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, IoSlice, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use bytes::{Buf, Bytes};
+use mio::net::TcpStream;
+use parking_lot::Mutex;
+
+use crate::common::time::now_millis;
+use crate::remoting::command::{RemotingCommand, SerializeType};
+use crate::remoting::error::RemotingError;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Most buffers handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+#[derive(Default)]
+struct Outbound {
+    queue: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+pub struct Connection {
+    id: u64,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    stream: TcpStream,
+    out: Mutex<Outbound>,
+    closed: AtomicBool,
+    last_active: AtomicI64,
+    max_outbound: usize,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Connection#{}({})", self.id, self.peer)
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(stream: TcpStream, max_outbound: usize) -> io::Result<Self> {
+        let peer = stream.peer_addr()?;
+        let local = stream.local_addr().ok();
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            peer,
+            local,
+            stream,
+            out: Mutex::new(Outbound::default()),
+            closed: AtomicBool::new(false),
+            last_active: AtomicI64::new(now_millis()),
+            max_outbound,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+    pub fn local(&self) -> Option<SocketAddr> {
+        self.local
+    }
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+    pub(crate) fn touch(&self) {
+        self.last_active.store(now_millis(), Ordering::Relaxed);
+    }
+    pub(crate) fn idle_millis(&self) -> i64 {
+        now_millis() - self.last_active.load(Ordering::Relaxed)
+    }
+
+    /// Closes the socket in both directions. The selector sees it end and
+    /// reports the close to the connection's owner, once.
+    pub fn close(&self, reason: &str) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            log::info!("closing connection to {}: {reason}", self.peer);
+            let _ = self.stream.shutdown(Shutdown::Both);
+            let mut out = self.out.lock();
+            out.queue.clear();
+            out.bytes = 0;
+        }
+    }
+
+    /// Encodes and sends `cmd`.
+    pub fn send(&self, cmd: &RemotingCommand) -> Result<(), RemotingError> {
+        let header = Bytes::from(cmd.encode_header());
+        let body = cmd.body.segments();
+        let mut bufs = Vec::with_capacity(1 + body.len());
+        bufs.push(header);
+        bufs.extend(body.iter().cloned());
+        self.send_buffers(bufs)
+    }
+
+    fn send_buffers(&self, bufs: Vec<Bytes>) -> Result<(), RemotingError> {
+        let overflow = {
+            let mut out = self.out.lock();
+            if self.is_closed() {
+                return Err(RemotingError::ConnectionClosed { addr: self.peer.to_string() });
+            }
+            let was_empty = out.queue.is_empty();
+            for b in bufs {
+                if !b.is_empty() {
+                    out.bytes += b.len();
+                    out.queue.push_back(b);
+                }
+            }
+            // With bytes already queued the socket is full and the selector
+            // writes when it drains; otherwise hand everything to the kernel now.
+            if was_empty && let Err(e) = self.write_queued(&mut out) {
+                drop(out);
+                self.close(&format!("write failed: {e}"));
+                return Err(RemotingError::SendRequest { addr: self.peer.to_string(), reason: e.to_string() });
+            }
+            out.bytes > self.max_outbound
+        };
+        if overflow {
+            self.close(&format!("peer is not reading: more than {} bytes queued", self.max_outbound));
+            return Err(RemotingError::SendRequest {
+                addr: self.peer.to_string(),
+                reason: "peer is not reading; connection closed".into(),
+            });
+        }
+        self.touch();
+        Ok(())
+    }
+
+    /// Writes queued bytes until done or the socket is full (selector, on writable).
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        let mut out = self.out.lock();
+        self.write_queued(&mut out)
+    }
+
+    fn write_queued(&self, out: &mut Outbound) -> io::Result<()> {
+        while !out.queue.is_empty() {
+            let n = {
+                let slices: Vec<IoSlice<'_>> = out.queue.iter().take(MAX_IOVECS).map(|b| IoSlice::new(b)).collect();
+                match (&self.stream).write_vectored(&slices) {
+                    Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes")),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            out.bytes -= n;
+            let mut left = n;
+            while left > 0 {
+                let Some(front) = out.queue.front_mut() else { break };
+                if front.len() <= left {
+                    left -= front.len();
+                    out.queue.pop_front();
+                } else {
+                    front.advance(left);
+                    left = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where and how to answer a request (RocketMQ keeps this in the request
+/// command; processors that answer later, like held pulls, keep this).
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyTo {
+    pub opaque: i32,
+    pub serialize_type: SerializeType,
+    pub oneway: bool,
+}
+
+impl ReplyTo {
+    pub fn of(request: &RemotingCommand) -> Self {
+        ReplyTo { opaque: request.opaque, serialize_type: request.serialize_type, oneway: request.is_oneway() }
+    }
+}
+
+/// A processor's handle on the connection a request came from.
+#[derive(Clone, Debug)]
+pub struct Channel(pub(crate) Arc<Connection>);
+
+impl Channel {
+    pub fn id(&self) -> u64 {
+        self.0.id()
+    }
+    /// The peer's address, `ip:port`.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.0.peer()
+    }
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.0.local()
+    }
+    pub fn is_active(&self) -> bool {
+        !self.0.is_closed()
+    }
+    pub fn close(&self, reason: &str) {
+        self.0.close(reason)
+    }
+    /// Sends `response` as the answer described by `to` (nothing for oneway).
+    pub fn respond(&self, to: ReplyTo, mut response: RemotingCommand) -> Result<(), RemotingError> {
+        if to.oneway {
+            return Ok(());
+        }
+        response.flag |= crate::remoting::command::FLAG_RESPONSE;
+        response.opaque = to.opaque;
+        response.serialize_type = to.serialize_type;
+        self.0.send(&response)
+    }
+    /// Sends a command that expects no answer on this connection.
+    pub fn send_oneway(&self, mut cmd: RemotingCommand) -> Result<(), RemotingError> {
+        cmd.mark_oneway();
+        self.0.send(&cmd)
+    }
+    pub(crate) fn connection(&self) -> &Arc<Connection> {
+        &self.0
+    }
+}
+
+impl PartialEq for Channel {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id() == other.0.id()
+    }
+}
+impl Eq for Channel {}
+impl std::hash::Hash for Channel {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id().hash(state)
+    }
+}

@@ -1,0 +1,281 @@
+//! What happens to a decoded command, on client and server alike: a response
+//! completes the request waiting for it (the response table); a request runs
+//! its registered processor, on the processor's pool or in place.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use parking_lot::{Mutex, RwLock};
+
+use crate::common::ThreadPool;
+use crate::remoting::code::response;
+use crate::remoting::command::RemotingCommand;
+use crate::remoting::connection::{Channel, Connection, ReplyTo};
+use crate::remoting::error::RemotingError;
+
+/// The answer to an invoke.
+pub type InvokeResult = Result<RemotingCommand, RemotingError>;
+
+/// Called once with the response or the error of an async invoke.
+pub type InvokeCallback = Box<dyn FnOnce(InvokeResult) + Send + 'static>;
+
+/// Handles one request code. RocketMQ: NettyRequestProcessor.
+pub trait RequestProcessor: Send + Sync + 'static {
+    /// Handles `request` from `channel`. Return the response, or `None` when
+    /// there is none (oneway) or it will be sent later through
+    /// [`Channel::respond`] (a held pull).
+    fn process(&self, channel: &Channel, request: RemotingCommand) -> Option<RemotingCommand>;
+
+    /// True to answer SYSTEM_BUSY instead of queueing (e.g. a busy store).
+    fn reject_request(&self) -> bool {
+        false
+    }
+}
+
+impl<F> RequestProcessor for F
+where
+    F: Fn(&Channel, RemotingCommand) -> Option<RemotingCommand> + Send + Sync + 'static,
+{
+    fn process(&self, channel: &Channel, request: RemotingCommand) -> Option<RemotingCommand> {
+        self(channel, request)
+    }
+}
+
+pub(crate) enum Waiter {
+    Sync(Sender<InvokeResult>),
+    Async(InvokeCallback, Option<Arc<crate::common::wait::Semaphore>>),
+}
+
+struct Pending {
+    conn_id: u64,
+    addr: String,
+    deadline: Instant,
+    timeout: Duration,
+    waiter: Waiter,
+}
+
+/// Requests waiting for their responses, by opaque. RocketMQ: responseTable.
+pub(crate) struct ResponseTable {
+    pending: Mutex<HashMap<i32, Pending>>,
+    /// Runs async callbacks (RocketMQ: the public executor).
+    callbacks: Option<Arc<ThreadPool>>,
+}
+
+impl ResponseTable {
+    pub fn new(callbacks: Option<Arc<ThreadPool>>) -> Self {
+        ResponseTable { pending: Mutex::new(HashMap::new()), callbacks }
+    }
+
+    pub fn insert(&self, opaque: i32, conn: &Connection, timeout: Duration, waiter: Waiter) {
+        let p = Pending {
+            conn_id: conn.id(),
+            addr: conn.peer().to_string(),
+            deadline: Instant::now() + timeout,
+            timeout,
+            waiter,
+        };
+        self.pending.lock().insert(opaque, p);
+    }
+
+    /// Takes the entry back (the caller gave up or could not send).
+    pub fn remove(&self, opaque: i32) -> Option<Waiter> {
+        self.pending.lock().remove(&opaque).map(|p| p.waiter)
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.lock().len()
+    }
+
+    /// Completes the request `response` answers.
+    pub fn complete(&self, response: RemotingCommand) {
+        let entry = self.pending.lock().remove(&response.opaque);
+        match entry {
+            Some(p) => self.finish(p.waiter, Ok(response)),
+            None => {
+                log::debug!("response {} for opaque {} came after its request gave up", response.code, response.opaque)
+            }
+        }
+    }
+
+    /// Fails at once every request waiting on a connection that closed.
+    pub fn fail_connection(&self, conn: &Connection) {
+        let failed: Vec<Pending> = {
+            let mut t = self.pending.lock();
+            let ids: Vec<i32> = t.iter().filter(|(_, p)| p.conn_id == conn.id()).map(|(o, _)| *o).collect();
+            ids.into_iter().filter_map(|o| t.remove(&o)).collect()
+        };
+        for p in failed {
+            self.finish(p.waiter, Err(RemotingError::ConnectionClosed { addr: p.addr }));
+        }
+    }
+
+    /// Fails requests whose deadline passed (RocketMQ: scanResponseTable).
+    pub fn fail_expired(&self) {
+        let now = Instant::now();
+        let expired: Vec<Pending> = {
+            let mut t = self.pending.lock();
+            let ids: Vec<i32> = t.iter().filter(|(_, p)| p.deadline <= now).map(|(o, _)| *o).collect();
+            ids.into_iter().filter_map(|o| t.remove(&o)).collect()
+        };
+        for p in expired {
+            self.finish(p.waiter, Err(RemotingError::Timeout { addr: p.addr, timeout: p.timeout }));
+        }
+    }
+
+    /// Fails everything (shutdown).
+    pub fn fail_all(&self) {
+        let all: Vec<Pending> = self.pending.lock().drain().map(|(_, p)| p).collect();
+        for p in all {
+            self.finish(p.waiter, Err(RemotingError::ShutDown));
+        }
+    }
+
+    pub fn finish(&self, waiter: Waiter, result: InvokeResult) {
+        match waiter {
+            Waiter::Sync(tx) => {
+                let _ = tx.send(result);
+            }
+            Waiter::Async(cb, permit) => {
+                let job = move || {
+                    let _release = permit.map(PermitGuard);
+                    cb(result)
+                };
+                match &self.callbacks {
+                    Some(pool) => run_or_inline(pool, job),
+                    None => run_caught(job),
+                }
+            }
+        }
+    }
+}
+
+/// Releases an async permit when the callback finishes (or panics).
+struct PermitGuard(Arc<crate::common::wait::Semaphore>);
+
+impl Drop for PermitGuard {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// Queues `job` on `pool`, or runs it on this thread when the pool is full.
+fn run_or_inline(pool: &ThreadPool, job: impl FnOnce() + Send + 'static) {
+    let cell = Arc::new(Mutex::new(Some(job)));
+    let c = cell.clone();
+    if pool
+        .try_execute(move || {
+            if let Some(j) = c.lock().take() {
+                j()
+            }
+        })
+        .is_err()
+    {
+        log::warn!(
+            "{} is full; running a callback on {}",
+            pool.name(),
+            crate::common::thread::current_name().unwrap_or_default()
+        );
+        let job = cell.lock().take();
+        if let Some(j) = job {
+            run_caught(j);
+        }
+    }
+}
+
+fn run_caught(job: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(job)).is_err() {
+        log::error!("an invoke callback panicked");
+    }
+}
+
+/// A processor and the pool it runs on (`None`: in place).
+type Registered = (Arc<dyn RequestProcessor>, Option<Arc<ThreadPool>>);
+
+/// Request code -> registered processor.
+#[derive(Default)]
+pub(crate) struct ProcessorTable {
+    by_code: RwLock<HashMap<i32, Registered>>,
+    default: RwLock<Option<Registered>>,
+}
+
+impl ProcessorTable {
+    pub fn register(&self, code: i32, p: Arc<dyn RequestProcessor>, pool: Option<Arc<ThreadPool>>) {
+        self.by_code.write().insert(code, (p, pool));
+    }
+
+    pub fn register_default(&self, p: Arc<dyn RequestProcessor>, pool: Option<Arc<ThreadPool>>) {
+        *self.default.write() = Some((p, pool));
+    }
+
+    fn lookup(&self, code: i32) -> Option<Registered> {
+        if let Some(e) = self.by_code.read().get(&code) {
+            return Some(e.clone());
+        }
+        self.default.read().clone()
+    }
+}
+
+/// Remark RocketMQ sends with SYSTEM_BUSY when a pool is full.
+pub const OVERLOAD_REMARK: &str = "[OVERLOAD]system busy, start flow control for a while";
+
+/// Routes one decoded command.
+pub(crate) fn dispatch(
+    table: &ResponseTable,
+    processors: &ProcessorTable,
+    conn: &Arc<Connection>,
+    cmd: RemotingCommand,
+) {
+    if cmd.is_response() {
+        table.complete(cmd);
+        return;
+    }
+    let channel = Channel(conn.clone());
+    let to = ReplyTo::of(&cmd);
+    let Some((processor, pool)) = processors.lookup(cmd.code) else {
+        let remark = format!(" request type {} not supported", cmd.code);
+        log::warn!("{} from {}:{remark}", cmd.code_name(), conn.peer());
+        let _ = channel.respond(to, RemotingCommand::response(response::REQUEST_CODE_NOT_SUPPORTED, remark));
+        return;
+    };
+    if processor.reject_request() {
+        let _ = channel.respond(
+            to,
+            RemotingCommand::response(
+                response::SYSTEM_BUSY,
+                "[REJECTREQUEST]system busy, start flow control for a while".to_string(),
+            ),
+        );
+        return;
+    }
+    match pool {
+        None => run_processor(&*processor, &channel, to, cmd),
+        Some(pool) => {
+            let ch = channel.clone();
+            if let Err(e) = pool.try_execute(move || run_processor(&*processor, &ch, to, cmd)) {
+                log::warn!("{e}; answering SYSTEM_BUSY to {}", conn.peer());
+                let _ =
+                    channel.respond(to, RemotingCommand::response(response::SYSTEM_BUSY, OVERLOAD_REMARK.to_string()));
+            }
+        }
+    }
+}
+
+fn run_processor(p: &dyn RequestProcessor, channel: &Channel, to: ReplyTo, cmd: RemotingCommand) {
+    let code = cmd.code_name();
+    let result = catch_unwind(AssertUnwindSafe(|| p.process(channel, cmd)));
+    let reply = match result {
+        Ok(r) => r,
+        Err(_) => {
+            log::error!("processor for {code} panicked on a request from {}", channel.remote_addr());
+            Some(RemotingCommand::response(response::SYSTEM_ERROR, format!("processing {code} failed unexpectedly")))
+        }
+    };
+    if let Some(r) = reply
+        && let Err(e) = channel.respond(to, r)
+    {
+        log::warn!("cannot answer {code} to {}: {e}", channel.remote_addr());
+    }
+}

@@ -1,0 +1,262 @@
+//! The selector: one mio `Poll` loop on a named thread that reads every
+//! socket given to it, cuts frames and hands them on, writes what writers
+//! left queued, and closes idle or broken connections (RocketMQ's Netty
+//! selector plus its frame decoder and idle handler).
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use crossbeam_channel::{Receiver, Sender};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::common::thread;
+use crate::remoting::command::FrameDecoder;
+use crate::remoting::connection::Connection;
+
+const WAKER: Token = Token(usize::MAX);
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What a selector does with what it reads.
+pub(crate) trait FrameSink: Send + Sync + 'static {
+    /// Takes one frame; gives it back when the consumer is full (the selector
+    /// then stops reading that connection until the frame is taken).
+    fn on_frame(&self, conn: &Arc<Connection>, frame: Bytes) -> Result<(), Bytes>;
+    /// The connection ended (peer closed, error, idle, or our own close).
+    fn on_close(&self, conn: &Arc<Connection>);
+}
+
+/// Selector settings.
+#[derive(Clone, Debug)]
+pub(crate) struct LoopConfig {
+    pub max_frame: usize,
+    pub idle_timeout: Duration,
+}
+
+/// A handle to give connections to a running selector and stop it.
+pub(crate) struct SelectorHandle {
+    tx: Sender<Arc<Connection>>,
+    waker: Arc<Waker>,
+    stopped: Arc<AtomicBool>,
+    thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl SelectorHandle {
+    /// Starts a selector thread named `name`.
+    pub fn start(name: String, role: &'static str, cfg: LoopConfig, sink: Arc<dyn FrameSink>) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let st = stopped.clone();
+        let handle = thread::spawn(name, role, move || {
+            Selector { poll, rx, stopped: st, cfg, sink, conns: HashMap::new(), paused: 0 }.run()
+        })?;
+        Ok(SelectorHandle { tx, waker, stopped, thread: parking_lot::Mutex::new(Some(handle)) })
+    }
+
+    /// Hands a new connection to the selector.
+    pub fn register(&self, conn: Arc<Connection>) -> io::Result<()> {
+        self.tx.send(conn).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "selector is shut down"))?;
+        self.waker.wake()
+    }
+
+    /// Stops the loop, closing its connections, and joins the thread.
+    pub fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+        if let Some(h) = self.thread.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct ConnState {
+    conn: Arc<Connection>,
+    inbuf: BytesMut,
+    /// A frame the sink could not take yet; reading waits until it does.
+    pending: Option<Bytes>,
+}
+
+struct Selector {
+    poll: Poll,
+    rx: Receiver<Arc<Connection>>,
+    stopped: Arc<AtomicBool>,
+    cfg: LoopConfig,
+    sink: Arc<dyn FrameSink>,
+    conns: HashMap<Token, ConnState>,
+    paused: usize,
+}
+
+impl Selector {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut scratch = vec![0u8; READ_CHUNK];
+        let mut last_idle_check = Instant::now();
+        let decoder = FrameDecoder::new(self.cfg.max_frame);
+        while !self.stopped.load(Ordering::Acquire) {
+            thread::doing("selecting");
+            let timeout = if self.paused > 0 { Duration::from_millis(1) } else { Duration::from_secs(1) };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("selector poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            thread::doing("processing socket events");
+            for ev in events.iter() {
+                let token = ev.token();
+                if token == WAKER {
+                    self.accept_new();
+                    continue;
+                }
+                if ev.is_writable()
+                    && let Some(st) = self.conns.get(&token)
+                    && let Err(e) = st.conn.flush()
+                {
+                    st.conn.close(&format!("write failed: {e}"));
+                }
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.read(token, &decoder, &mut scratch);
+                }
+            }
+            if self.paused > 0 {
+                self.resume_paused(&decoder, &mut scratch);
+            }
+            if last_idle_check.elapsed() >= Duration::from_secs(1) {
+                last_idle_check = Instant::now();
+                self.close_idle();
+            }
+        }
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for t in tokens {
+            if let Some(st) = self.conns.get(&t) {
+                st.conn.close("shutting down");
+            }
+            self.remove(t);
+        }
+    }
+
+    fn accept_new(&mut self) {
+        while let Ok(conn) = self.rx.try_recv() {
+            let token = Token(conn.id() as usize);
+            let fd = conn.stream().as_raw_fd();
+            if let Err(e) =
+                self.poll.registry().register(&mut SourceFd(&fd), token, Interest::READABLE | Interest::WRITABLE)
+            {
+                log::error!("cannot register connection to {}: {e}", conn.peer());
+                conn.close("selector registration failed");
+                self.sink.on_close(&conn);
+                continue;
+            }
+            self.conns.insert(token, ConnState { conn, inbuf: BytesMut::with_capacity(READ_CHUNK), pending: None });
+        }
+    }
+
+    /// Reads until the socket is drained, the sink is full, or the stream ends.
+    fn read(&mut self, token: Token, decoder: &FrameDecoder, scratch: &mut [u8]) {
+        let Some(st) = self.conns.get_mut(&token) else { return };
+        if st.pending.is_some() {
+            return;
+        }
+        let outcome = loop {
+            match (st.conn.stream()).read(scratch) {
+                Ok(0) => break Err("closed by peer".to_string()),
+                Ok(n) => {
+                    st.conn.touch();
+                    st.inbuf.extend_from_slice(&scratch[..n]);
+                    match deliver(&*self.sink, st, decoder) {
+                        Ok(true) => continue,
+                        Ok(false) => break Ok(true),
+                        Err(e) => break Err(e),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(format!("read failed: {e}")),
+            }
+        };
+        match outcome {
+            Ok(true) => self.paused += 1,
+            Ok(false) => {}
+            Err(reason) => {
+                if !st.conn.is_closed() {
+                    st.conn.close(&reason);
+                }
+                self.remove(token);
+            }
+        }
+    }
+
+    fn resume_paused(&mut self, decoder: &FrameDecoder, scratch: &mut [u8]) {
+        let tokens: Vec<Token> = self.conns.iter().filter(|(_, s)| s.pending.is_some()).map(|(t, _)| *t).collect();
+        for t in tokens {
+            let Some(st) = self.conns.get_mut(&t) else { continue };
+            let Some(frame) = st.pending.take() else { continue };
+            match self.sink.on_frame(&st.conn, frame) {
+                Err(frame) => st.pending = Some(frame),
+                Ok(()) => match deliver(&*self.sink, st, decoder) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        self.paused -= 1;
+                        // Edge-triggered: bytes that arrived while paused
+                        // raise no new event, so read on now.
+                        self.read(t, decoder, scratch);
+                    }
+                    Err(e) => {
+                        self.paused -= 1;
+                        st.conn.close(&e);
+                        self.remove(t);
+                    }
+                },
+            }
+        }
+    }
+
+    fn close_idle(&mut self) {
+        let limit = self.cfg.idle_timeout.as_millis() as i64;
+        let idle: Vec<Token> =
+            self.conns.iter().filter(|(_, s)| s.conn.idle_millis() > limit).map(|(t, _)| *t).collect();
+        for t in idle {
+            if let Some(st) = self.conns.get(&t) {
+                st.conn.close(&format!("idle for more than {} s", self.cfg.idle_timeout.as_secs()));
+            }
+            self.remove(t);
+        }
+    }
+
+    fn remove(&mut self, token: Token) {
+        if let Some(st) = self.conns.remove(&token) {
+            if st.pending.is_some() {
+                self.paused -= 1;
+            }
+            let fd = st.conn.stream().as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            self.sink.on_close(&st.conn);
+        }
+    }
+}
+
+/// Hands every whole frame in the buffer to the sink. `Ok(true)`: all taken;
+/// `Ok(false)`: the sink is full and one frame waits in `pending`.
+fn deliver(sink: &dyn FrameSink, st: &mut ConnState, decoder: &FrameDecoder) -> Result<bool, String> {
+    loop {
+        match decoder.next_frame(&mut st.inbuf) {
+            Ok(Some(frame)) => {
+                if let Err(frame) = sink.on_frame(&st.conn, frame) {
+                    st.pending = Some(frame);
+                    return Ok(false);
+                }
+            }
+            Ok(None) => return Ok(true),
+            Err(e) => return Err(format!("malformed frame: {e}")),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Typed command headers: each request/response header is a struct that
+//! converts to and from a command's `extFields` here, in one place.
+//!
+//! Declare one with [`command_header!`](crate::command_header): every field
+//! names its wire key; `Option` fields may be absent, the others are required
+//! (a missing one is an error naming it, as RocketMQ's "the custom field
+//! <name> is null"). Values are parsed leniently, as real clients differ:
+//! numbers may carry spaces, booleans may be `true`/`false` in any case or
+//! `1`/`0`.
+
+use std::fmt;
+
+use crate::remoting::command::ExtFields;
+
+/// Why a header could not be read from `extFields`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    Missing(&'static str),
+    Invalid { field: &'static str, value: String, expected: &'static str },
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderError::Missing(name) => write!(f, "the custom field <{name}> is null"),
+            HeaderError::Invalid { field, value, expected } => {
+                write!(f, "the custom field <{field}> is not {expected}: {value:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
+/// A struct carried in `extFields`.
+pub trait CommandHeader: Sized {
+    fn write_to(&self, ext: &mut ExtFields);
+    fn read_from(ext: &ExtFields) -> Result<Self, HeaderError>;
+}
+
+/// One header field's type: how it is read from and written to `extFields`.
+pub trait HeaderField: Sized {
+    fn read(ext: &ExtFields, name: &'static str) -> Result<Self, HeaderError>;
+    fn write(&self, name: &'static str, ext: &mut ExtFields);
+}
+
+/// A scalar that has a text form in `extFields`.
+pub trait FieldValue: Sized {
+    const EXPECTED: &'static str;
+    fn parse_field(s: &str) -> Option<Self>;
+    fn format_field(&self) -> String;
+}
+
+impl FieldValue for String {
+    const EXPECTED: &'static str = "a string";
+    fn parse_field(s: &str) -> Option<Self> {
+        Some(s.to_string())
+    }
+    fn format_field(&self) -> String {
+        self.clone()
+    }
+}
+
+impl FieldValue for bool {
+    const EXPECTED: &'static str = "a boolean";
+    fn parse_field(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("true") || s == "1" {
+            Some(true)
+        } else if s.eq_ignore_ascii_case("false") || s == "0" || s.is_empty() {
+            Some(false)
+        } else {
+            None
+        }
+    }
+    fn format_field(&self) -> String {
+        self.to_string()
+    }
+}
+
+macro_rules! integer_field {
+    ($($t:ty),*) => {$(
+        impl FieldValue for $t {
+            const EXPECTED: &'static str = "an integer";
+            fn parse_field(s: &str) -> Option<Self> {
+                s.trim().parse().ok()
+            }
+            fn format_field(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+integer_field!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+fn parse<T: FieldValue>(name: &'static str, v: &str) -> Result<T, HeaderError> {
+    T::parse_field(v).ok_or_else(|| HeaderError::Invalid { field: name, value: v.to_string(), expected: T::EXPECTED })
+}
+
+macro_rules! header_field {
+    ($($t:ty),*) => {$(
+        impl HeaderField for $t {
+            fn read(ext: &ExtFields, name: &'static str) -> Result<Self, HeaderError> {
+                parse(name, ext.get(name).ok_or(HeaderError::Missing(name))?)
+            }
+            fn write(&self, name: &'static str, ext: &mut ExtFields) {
+                ext.insert(name, self.format_field());
+            }
+        }
+        impl HeaderField for Option<$t> {
+            fn read(ext: &ExtFields, name: &'static str) -> Result<Self, HeaderError> {
+                ext.get(name).map(|v| parse(name, v)).transpose()
+            }
+            fn write(&self, name: &'static str, ext: &mut ExtFields) {
+                if let Some(v) = self {
+                    ext.insert(name, v.format_field());
+                }
+            }
+        }
+    )*};
+}
+header_field!(String, bool, i8, i16, i32, i64, u8, u16, u32, u64);
+
+/// Declares a header struct and its `extFields` conversion:
+///
+/// ```
+/// rmq::command_header! {
+///     /// RocketMQ: GetMaxOffsetRequestHeader
+///     pub struct GetMaxOffset {
+///         topic: String = "topic",
+///         queue_id: i32 = "queueId",
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! command_header {
+    ($(
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $wire:literal ),* $(,)?
+        }
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl $crate::remoting::header::CommandHeader for $name {
+            fn write_to(&self, ext: &mut $crate::remoting::command::ExtFields) {
+                $( $crate::remoting::header::HeaderField::write(&self.$field, $wire, ext); )*
+                let _ = ext;
+            }
+            fn read_from(ext: &$crate::remoting::command::ExtFields) -> Result<Self, $crate::remoting::header::HeaderError> {
+                let _ = ext;
+                Ok($name {
+                    $( $field: $crate::remoting::header::HeaderField::read(ext, $wire)?, )*
+                })
+            }
+        }
+    )*};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::command_header! {
+        pub struct Sample {
+            topic: String = "topic",
+            queue_id: i32 = "queueId",
+            offset: i64 = "offset",
+            batch: Option<bool> = "batch",
+            remark: Option<String> = "why",
+        }
+    }
+
+    #[test]
+    fn header_round_trips_and_reports_missing_or_invalid_fields() {
+        let h = Sample { topic: "T".into(), queue_id: 3, offset: -1, batch: Some(true), remark: None };
+        let mut ext = ExtFields::new();
+        h.write_to(&mut ext);
+        assert_eq!(ext.get("queueId"), Some("3"));
+        assert_eq!(ext.get("why"), None);
+        assert_eq!(Sample::read_from(&ext), Ok(h));
+
+        let mut lenient = ExtFields::new();
+        lenient.insert("topic", "T");
+        lenient.insert("queueId", " 7 ");
+        lenient.insert("offset", "12");
+        lenient.insert("batch", "0");
+        let s = Sample::read_from(&lenient).expect("lenient");
+        assert_eq!((s.queue_id, s.batch), (7, Some(false)));
+
+        lenient.remove("offset");
+        assert_eq!(Sample::read_from(&lenient), Err(HeaderError::Missing("offset")));
+        assert_eq!(HeaderError::Missing("offset").to_string(), "the custom field <offset> is null");
+        lenient.insert("offset", "twelve");
+        assert!(matches!(Sample::read_from(&lenient), Err(HeaderError::Invalid { field: "offset", .. })));
+    }
+}

@@ -1,0 +1,167 @@
+//! Apache RocketMQ's request and response headers, field names as on the wire.
+
+use crate::command_header;
+
+command_header! {
+    /// SEND_MESSAGE (10). RocketMQ: SendMessageRequestHeader
+    pub struct SendMessageRequestHeader {
+        producer_group: String = "producerGroup",
+        topic: String = "topic",
+        default_topic: String = "defaultTopic",
+        default_topic_queue_nums: i32 = "defaultTopicQueueNums",
+        queue_id: i32 = "queueId",
+        sys_flag: i32 = "sysFlag",
+        born_timestamp: i64 = "bornTimestamp",
+        flag: i32 = "flag",
+        properties: Option<String> = "properties",
+        reconsume_times: Option<i32> = "reconsumeTimes",
+        unit_mode: Option<bool> = "unitMode",
+        batch: Option<bool> = "batch",
+        max_reconsume_times: Option<i32> = "maxReconsumeTimes",
+    }
+
+    /// SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320): the same fields
+    /// under one-letter names. RocketMQ: SendMessageRequestHeaderV2
+    pub struct SendMessageRequestHeaderV2 {
+        producer_group: String = "a",
+        topic: String = "b",
+        default_topic: String = "c",
+        default_topic_queue_nums: i32 = "d",
+        queue_id: i32 = "e",
+        sys_flag: i32 = "f",
+        born_timestamp: i64 = "g",
+        flag: i32 = "h",
+        properties: Option<String> = "i",
+        reconsume_times: Option<i32> = "j",
+        unit_mode: Option<bool> = "k",
+        max_reconsume_times: Option<i32> = "l",
+        batch: Option<bool> = "m",
+        broker_name: Option<String> = "n",
+    }
+
+    /// RocketMQ: SendMessageResponseHeader
+    pub struct SendMessageResponseHeader {
+        msg_id: String = "msgId",
+        queue_id: i32 = "queueId",
+        queue_offset: i64 = "queueOffset",
+        transaction_id: Option<String> = "transactionId",
+    }
+
+    /// PULL_MESSAGE (11). RocketMQ: PullMessageRequestHeader
+    pub struct PullMessageRequestHeader {
+        consumer_group: String = "consumerGroup",
+        topic: String = "topic",
+        queue_id: i32 = "queueId",
+        queue_offset: i64 = "queueOffset",
+        max_msg_nums: i32 = "maxMsgNums",
+        sys_flag: i32 = "sysFlag",
+        commit_offset: i64 = "commitOffset",
+        suspend_timeout_millis: i64 = "suspendTimeoutMillis",
+        subscription: Option<String> = "subscription",
+        sub_version: i64 = "subVersion",
+        expression_type: Option<String> = "expressionType",
+    }
+
+    /// RocketMQ: PullMessageResponseHeader
+    pub struct PullMessageResponseHeader {
+        suggest_which_broker_id: i64 = "suggestWhichBrokerId",
+        next_begin_offset: i64 = "nextBeginOffset",
+        min_offset: i64 = "minOffset",
+        max_offset: i64 = "maxOffset",
+    }
+
+    /// QUERY_CONSUMER_OFFSET (14). RocketMQ: QueryConsumerOffsetRequestHeader
+    pub struct QueryConsumerOffsetRequestHeader {
+        consumer_group: String = "consumerGroup",
+        topic: String = "topic",
+        queue_id: i32 = "queueId",
+    }
+
+    /// RocketMQ: QueryConsumerOffsetResponseHeader
+    pub struct QueryConsumerOffsetResponseHeader {
+        offset: i64 = "offset",
+    }
+
+    /// UPDATE_CONSUMER_OFFSET (15). RocketMQ: UpdateConsumerOffsetRequestHeader
+    pub struct UpdateConsumerOffsetRequestHeader {
+        consumer_group: String = "consumerGroup",
+        topic: String = "topic",
+        queue_id: i32 = "queueId",
+        commit_offset: i64 = "commitOffset",
+    }
+
+    /// UNREGISTER_CLIENT (35). RocketMQ: UnregisterClientRequestHeader
+    pub struct UnregisterClientRequestHeader {
+        client_id: String = "clientID",
+        producer_group: Option<String> = "producerGroup",
+        consumer_group: Option<String> = "consumerGroup",
+    }
+
+    /// CONSUMER_SEND_MSG_BACK (36). RocketMQ: ConsumerSendMsgBackRequestHeader
+    pub struct ConsumerSendMsgBackRequestHeader {
+        offset: i64 = "offset",
+        group: String = "group",
+        delay_level: i32 = "delayLevel",
+        origin_msg_id: Option<String> = "originMsgId",
+        origin_topic: Option<String> = "originTopic",
+        unit_mode: Option<bool> = "unitMode",
+        max_reconsume_times: Option<i32> = "maxReconsumeTimes",
+    }
+
+    /// GET_CONSUMER_LIST_BY_GROUP (38). RocketMQ: GetConsumerListByGroupRequestHeader
+    pub struct GetConsumerListByGroupRequestHeader {
+        consumer_group: String = "consumerGroup",
+    }
+
+    /// NOTIFY_CONSUMER_IDS_CHANGED (40). RocketMQ: NotifyConsumerIdsChangedRequestHeader
+    pub struct NotifyConsumerIdsChangedRequestHeader {
+        consumer_group: String = "consumerGroup",
+    }
+
+    /// GET_ROUTEINFO_BY_TOPIC (105). RocketMQ: GetRouteInfoRequestHeader
+    pub struct GetRouteInfoRequestHeader {
+        topic: String = "topic",
+        accept_standard_json_only: Option<bool> = "acceptStandardJsonOnly",
+    }
+}
+
+impl From<SendMessageRequestHeaderV2> for SendMessageRequestHeader {
+    fn from(v: SendMessageRequestHeaderV2) -> Self {
+        SendMessageRequestHeader {
+            producer_group: v.producer_group,
+            topic: v.topic,
+            default_topic: v.default_topic,
+            default_topic_queue_nums: v.default_topic_queue_nums,
+            queue_id: v.queue_id,
+            sys_flag: v.sys_flag,
+            born_timestamp: v.born_timestamp,
+            flag: v.flag,
+            properties: v.properties,
+            reconsume_times: v.reconsume_times,
+            unit_mode: v.unit_mode,
+            batch: v.batch,
+            max_reconsume_times: v.max_reconsume_times,
+        }
+    }
+}
+
+impl From<SendMessageRequestHeader> for SendMessageRequestHeaderV2 {
+    fn from(v: SendMessageRequestHeader) -> Self {
+        SendMessageRequestHeaderV2 {
+            producer_group: v.producer_group,
+            topic: v.topic,
+            default_topic: v.default_topic,
+            default_topic_queue_nums: v.default_topic_queue_nums,
+            queue_id: v.queue_id,
+            sys_flag: v.sys_flag,
+            born_timestamp: v.born_timestamp,
+            flag: v.flag,
+            properties: v.properties,
+            reconsume_times: v.reconsume_times,
+            unit_mode: v.unit_mode,
+            max_reconsume_times: v.max_reconsume_times,
+            batch: v.batch,
+            broker_name: None,
+        }
+    }
+}
