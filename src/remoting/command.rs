@@ -11,8 +11,6 @@ use std::io::Write;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use crate::remoting::code;
 use crate::remoting::header::{CommandHeader, HeaderError};
@@ -77,40 +75,134 @@ impl LanguageCode {
     }
 }
 
+/// Where one key or value of [`ExtFields`] lives.
+#[derive(Debug, Clone, Copy)]
+enum Text {
+    /// A range of the decoded header's bytes (checked UTF-8 when decoded).
+    Shared(u32, u32),
+    /// An index into the owned strings.
+    Owned(u32),
+}
+
 /// The `extFields` map: insertion-ordered so a binary header re-encodes to the
-/// bytes it was decoded from. Headers hold a few dozen fields at most, so a
-/// linear scan beats hashing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExtFields(Vec<(String, String)>);
+/// bytes it was decoded from. Decoded keys and values stay in the frame's
+/// buffer (no allocation per field); headers hold a few dozen fields at most,
+/// so a linear scan beats hashing.
+#[derive(Clone, Default)]
+pub struct ExtFields {
+    shared: Bytes,
+    owned: Vec<String>,
+    entries: Vec<(Text, Text)>,
+}
 
 impl ExtFields {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+
+    /// An empty map whose decoded text lives in `shared`.
+    pub(crate) fn decoded_from(shared: Bytes) -> Self {
+        ExtFields { shared, owned: Vec::new(), entries: Vec::with_capacity(16) }
     }
+
+    fn text(&self, t: Text) -> &str {
+        match t {
+            Text::Shared(a, b) => {
+                self.shared.get(a as usize..b as usize).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("")
+            }
+            Text::Owned(i) => self.owned.get(i as usize).map_or("", String::as_str),
+        }
+    }
+
+    fn raw(&self, t: Text) -> &[u8] {
+        match t {
+            Text::Shared(a, b) => self.shared.get(a as usize..b as usize).unwrap_or(&[]),
+            Text::Owned(i) => self.owned.get(i as usize).map_or(&[], |s| s.as_bytes()),
+        }
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries.iter().position(|(k, _)| self.raw(*k) == key.as_bytes())
+    }
+
+    fn own(&mut self, s: String) -> Text {
+        self.owned.push(s);
+        Text::Owned(self.owned.len() as u32 - 1)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.position(key).map(|i| self.text(self.entries[i].1))
+    }
+
     /// Sets `key`, replacing an earlier value.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
         let key = key.into();
-        let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
+        let v = self.own(value.into());
+        match self.position(&key) {
+            Some(i) => self.entries[i].1 = v,
+            None => {
+                let k = self.own(key);
+                self.entries.push((k, v));
+            }
         }
     }
+
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        let i = self.0.iter().position(|(k, _)| k == key)?;
-        Some(self.0.remove(i).1)
+        let i = self.position(key)?;
+        let (_, v) = self.entries.remove(i);
+        Some(self.text(v).to_string())
     }
+
+    /// Keys as bytes and values as text: lets typed headers match keys
+    /// without checking their UTF-8.
+    pub fn iter_raw_keys(&self) -> impl Iterator<Item = (&[u8], &str)> {
+        self.entries.iter().map(|(k, v)| (self.raw(*k), self.text(*v)))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.entries.iter().map(|(k, v)| (self.text(*k), self.text(*v)))
     }
+
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
+
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
+    }
+
+    /// Adds a pair decoded from `self.shared[range]`s, or owned text when
+    /// the bytes were not UTF-8 or not in the buffer.
+    pub(crate) fn push_decoded(&mut self, key: TextIn, value: TextIn) {
+        let k = self.place(key);
+        let v = self.place(value);
+        self.entries.push((k, v));
+    }
+
+    fn place(&mut self, t: TextIn) -> Text {
+        match t {
+            TextIn::Range(a, b) => Text::Shared(a as u32, b as u32),
+            TextIn::Owned(s) => self.own(s),
+        }
+    }
+}
+
+/// Text found while decoding: a range of the header buffer or a new string.
+pub(crate) enum TextIn {
+    Range(usize, usize),
+    Owned(String),
+}
+
+impl PartialEq for ExtFields {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
+impl Eq for ExtFields {}
+
+impl fmt::Debug for ExtFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -211,7 +303,7 @@ pub struct RemotingCommand {
 }
 
 impl RemotingCommand {
-    fn new(code: i32, flag: i32, opaque: i32) -> Self {
+    pub(crate) fn new(code: i32, flag: i32, opaque: i32) -> Self {
         RemotingCommand {
             code,
             language: LanguageCode::RUST,
@@ -393,9 +485,9 @@ impl RemotingCommand {
         if header_len > frame.len() - 4 {
             return err(format!("header length {header_len} exceeds the frame ({} bytes)", frame.len()));
         }
-        let header = &frame[4..4 + header_len];
+        let header = frame.slice(4..4 + header_len);
         let mut cmd = match mark >> 24 {
-            0 => decode_json_header(header)?,
+            0 => crate::remoting::json_header::decode(header)?,
             1 => decode_rocketmq_header(header)?,
             t => return err(format!("unknown header serialize type {t}")),
         };
@@ -417,123 +509,29 @@ impl RemotingCommand {
     }
 }
 
+/// Writes `s` as a JSON string; control characters (the property
+/// separators \u0001 and \u0002 among them) as `\u00XX`.
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(&mut *out, s);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => &[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
     }
-}
-
-/// The JSON header as clients send it; unknown fields are ignored.
-#[derive(Deserialize)]
-struct JsonHeader {
-    #[serde(default, deserialize_with = "lenient_i32")]
-    code: i32,
-    #[serde(default)]
-    language: Option<String>,
-    #[serde(default, deserialize_with = "lenient_i32")]
-    version: i32,
-    #[serde(default, deserialize_with = "lenient_i32")]
-    opaque: i32,
-    #[serde(default, deserialize_with = "lenient_i32")]
-    flag: i32,
-    #[serde(default)]
-    remark: Option<String>,
-    #[serde(default, rename = "extFields")]
-    ext_fields: Option<LenientMap>,
-}
-
-fn decode_json_header(h: &[u8]) -> Result<RemotingCommand, CodecError> {
-    let j: JsonHeader = serde_json::from_slice(h).map_err(|e| CodecError(format!("bad JSON command header: {e}")))?;
-    let mut cmd = RemotingCommand::new(j.code, j.flag, j.opaque);
-    cmd.language = j.language.as_deref().map_or(LanguageCode::OTHER, LanguageCode::from_name);
-    cmd.version = j.version;
-    cmd.remark = j.remark;
-    cmd.ext_fields = j.ext_fields.map(|m| m.0).unwrap_or_default();
-    cmd.serialize_type = SerializeType::Json;
-    Ok(cmd)
-}
-
-/// A JSON number or numeric string as i32 (null counts as 0).
-fn lenient_i32<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
-    let s = d.deserialize_any(LenientValue)?;
-    match s {
-        None => Ok(0),
-        Some(s) => s.trim().parse::<i32>().map_err(|_| de::Error::custom(format!("expected an integer, got {s:?}"))),
-    }
-}
-
-/// Ext field values as real clients send them: strings, numbers, booleans.
-struct LenientMap(ExtFields);
-
-impl<'de> Deserialize<'de> for LenientMap {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = LenientMap;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map of ext fields")
-            }
-            fn visit_unit<E>(self) -> Result<LenientMap, E> {
-                Ok(LenientMap(ExtFields::new()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<LenientMap, A::Error> {
-                let mut out = ExtFields(Vec::with_capacity(m.size_hint().unwrap_or(8)));
-                while let Some(k) = m.next_key::<String>()? {
-                    if let Some(v) = m.next_value_seed(LenientValue)? {
-                        out.insert(k, v);
-                    }
-                }
-                Ok(LenientMap(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// One lenient value: a string as is, a number or boolean as its JSON text,
-/// null as absent.
-struct LenientValue;
-
-impl<'de> de::DeserializeSeed<'de> for LenientValue {
-    type Value = Option<String>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LenientValue {
-    type Value = Option<String>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string, number or boolean")
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// Big-endian reader over a header that reports truncation as an error.
@@ -566,10 +564,22 @@ impl<'a> Reader<'a> {
         }
         Ok(String::from_utf8_lossy(self.take(len as usize, what)?).into_owned())
     }
+    /// The range of the next `len` bytes, or owned text if they are not UTF-8.
+    fn text(&mut self, len: i64, what: &str) -> Result<TextIn, CodecError> {
+        if len < 0 {
+            return err(format!("negative length {len} for {what}"));
+        }
+        let start = self.pos;
+        let bytes = self.take(len as usize, what)?;
+        Ok(match std::str::from_utf8(bytes) {
+            Ok(_) => TextIn::Range(start, start + bytes.len()),
+            Err(_) => TextIn::Owned(String::from_utf8_lossy(bytes).into_owned()),
+        })
+    }
 }
 
-fn decode_rocketmq_header(h: &[u8]) -> Result<RemotingCommand, CodecError> {
-    let mut r = Reader { buf: h, pos: 0 };
+fn decode_rocketmq_header(h: Bytes) -> Result<RemotingCommand, CodecError> {
+    let mut r = Reader { buf: &h, pos: 0 };
     let code = r.i16("code")? as i32;
     let language = LanguageCode(r.take(1, "language")?[0]);
     let version = r.i16("version")? as i32;
@@ -581,15 +591,18 @@ fn decode_rocketmq_header(h: &[u8]) -> Result<RemotingCommand, CodecError> {
     if ext_len < 0 {
         return err(format!("negative extFields length {ext_len}"));
     }
-    let ext_bytes = r.take(ext_len as usize, "extFields")?;
-    let mut ext = ExtFields::new();
-    let mut er = Reader { buf: ext_bytes, pos: 0 };
-    while er.pos < ext_bytes.len() {
+    let ext_end = r.pos.saturating_add(ext_len as usize);
+    if ext_end > h.len() {
+        return err(format!("binary header truncated: extFields of {ext_len} bytes at {}", r.pos));
+    }
+    let mut ext = ExtFields::decoded_from(h.clone());
+    let mut er = Reader { buf: &h[..ext_end], pos: r.pos };
+    while er.pos < ext_end {
         let kl = er.i16("ext key length")?;
-        let k = er.string(kl as i64, "ext key")?;
+        let k = er.text(kl as i64, "ext key")?;
         let vl = er.i32("ext value length")?;
-        let v = er.string(vl as i64, "ext value")?;
-        ext.0.push((k, v));
+        let v = er.text(vl as i64, "ext value")?;
+        ext.push_decoded(k, v);
     }
     let mut cmd = RemotingCommand::new(code, flag, opaque);
     cmd.language = language;

@@ -38,9 +38,10 @@ pub trait CommandHeader: Sized {
     fn read_from(ext: &ExtFields) -> Result<Self, HeaderError>;
 }
 
-/// One header field's type: how it is read from and written to `extFields`.
+/// One header field's type: how it is read from its text in `extFields`
+/// (`None` when absent) and written back.
 pub trait HeaderField: Sized {
-    fn read(ext: &ExtFields, name: &'static str) -> Result<Self, HeaderError>;
+    fn from_text(text: Option<&str>, name: &'static str) -> Result<Self, HeaderError>;
     fn write(&self, name: &'static str, ext: &mut ExtFields);
 }
 
@@ -100,16 +101,16 @@ fn parse<T: FieldValue>(name: &'static str, v: &str) -> Result<T, HeaderError> {
 macro_rules! header_field {
     ($($t:ty),*) => {$(
         impl HeaderField for $t {
-            fn read(ext: &ExtFields, name: &'static str) -> Result<Self, HeaderError> {
-                parse(name, ext.get(name).ok_or(HeaderError::Missing(name))?)
+            fn from_text(text: Option<&str>, name: &'static str) -> Result<Self, HeaderError> {
+                parse(name, text.ok_or(HeaderError::Missing(name))?)
             }
             fn write(&self, name: &'static str, ext: &mut ExtFields) {
                 ext.insert(name, self.format_field());
             }
         }
         impl HeaderField for Option<$t> {
-            fn read(ext: &ExtFields, name: &'static str) -> Result<Self, HeaderError> {
-                ext.get(name).map(|v| parse(name, v)).transpose()
+            fn from_text(text: Option<&str>, name: &'static str) -> Result<Self, HeaderError> {
+                text.map(|v| parse(name, v)).transpose()
             }
             fn write(&self, name: &'static str, ext: &mut ExtFields) {
                 if let Some(v) = self {
@@ -152,9 +153,13 @@ macro_rules! command_header {
                 let _ = ext;
             }
             fn read_from(ext: &$crate::remoting::command::ExtFields) -> Result<Self, $crate::remoting::header::HeaderError> {
-                let _ = ext;
+                // One pass over the fields; the first of duplicate keys wins, as in `ExtFields::get`.
+                $( let mut $field: Option<&str> = None; )*
+                for (key, value) in ext.iter_raw_keys() {
+                    $( if key == $wire.as_bytes() { if $field.is_none() { $field = Some(value); } continue; } )*
+                }
                 Ok($name {
-                    $( $field: $crate::remoting::header::HeaderField::read(ext, $wire)?, )*
+                    $( $field: $crate::remoting::header::HeaderField::from_text($field, $wire)?, )*
                 })
             }
         }

@@ -12,6 +12,7 @@ pub(crate) mod event_loop;
 pub mod header;
 pub mod headers;
 pub mod json;
+mod json_header;
 pub mod server;
 
 pub use client::{ClientConfig, RemotingClient};
