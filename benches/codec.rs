@@ -16,7 +16,9 @@ fn send_v2(t: SerializeType) -> RemotingCommand {
         sys_flag: 0,
         born_timestamp: 1_795_317_431_851,
         flag: 0,
-        properties: Some("UNIQ_KEY\u{1}7F00000100002A9F0000000000000001\u{2}WAIT\u{1}true\u{2}TAGS\u{1}TagA\u{2}".into()),
+        properties: Some(
+            "UNIQ_KEY\u{1}7F00000100002A9F0000000000000001\u{2}WAIT\u{1}true\u{2}TAGS\u{1}TagA\u{2}".into(),
+        ),
         reconsume_times: Some(0),
         unit_mode: Some(false),
         max_reconsume_times: None,

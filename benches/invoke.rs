@@ -12,7 +12,8 @@ use rmq::remoting::{Channel, ClientConfig, RemotingClient, RemotingCommand, Remo
 const PING: i32 = 9100;
 
 fn server() -> (RemotingServer, String) {
-    let mut s = RemotingServer::new(ServerConfig { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Default::default() });
+    let mut s =
+        RemotingServer::new(ServerConfig { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Default::default() });
     let pool = Arc::new(ThreadPool::new("BenchProcessorThread_", "bench", 4, 100_000).unwrap());
     s.register_processor(
         PING,

@@ -17,7 +17,8 @@ fn rmq_threads_shows_full_names_and_labels_of_another_process() {
     .unwrap();
     assert!(rmq::common::wait::until(Duration::from_secs(5), || rmq::common::thread_dump()
         .contains("waiting on pullRequestQueue")));
-    let out = Command::new(env!("CARGO_BIN_EXE_rmq")).args(["threads", &std::process::id().to_string()]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_rmq")).args(["threads", &std::process::id().to_string()]).output().unwrap();
     stop.set();
     h.join().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

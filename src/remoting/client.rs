@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_channel::{Sender, TrySendError};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::common::wait::{Deadline, Semaphore};
 use crate::common::{ServiceThread, ThreadPool};
@@ -59,17 +59,19 @@ impl Default for ClientConfig {
     }
 }
 
-/// The per-address connection, created on first use.
+/// The per-address connection, created on first use. Connecting holds
+/// `connecting`, so one address is dialled once however many callers wait.
 #[derive(Default)]
 struct ChannelSlot {
-    conn: Mutex<Option<Arc<Connection>>>,
+    conn: RwLock<Option<Arc<Connection>>>,
+    connecting: Mutex<()>,
 }
 
 struct Inner {
     config: ClientConfig,
     table: ResponseTable,
     processors: ProcessorTable,
-    channels: Mutex<HashMap<String, Arc<ChannelSlot>>>,
+    channels: RwLock<HashMap<String, Arc<ChannelSlot>>>,
     async_permits: Arc<Semaphore>,
     oneway_permits: Semaphore,
 }
@@ -117,7 +119,7 @@ impl RemotingClient {
         let inner = Arc::new(Inner {
             table: ResponseTable::new(Some(callbacks.clone())),
             processors: ProcessorTable::default(),
-            channels: Mutex::new(HashMap::new()),
+            channels: RwLock::new(HashMap::new()),
             async_permits: Arc::new(Semaphore::new(config.async_permits)),
             oneway_permits: Semaphore::new(config.oneway_permits),
             config: config.clone(),
@@ -242,16 +244,23 @@ impl RemotingClient {
 
     /// The open connection to `addr`, connecting first when there is none.
     fn connection(&self, addr: &str, deadline: Deadline) -> Result<Arc<Connection>, RemotingError> {
-        let slot = self.inner.channels.lock().entry(addr.to_string()).or_default().clone();
-        let mut guard = slot.conn.lock();
-        if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
+        let slot = self.inner.channels.read().get(addr).cloned();
+        let slot = match slot {
+            Some(s) => s,
+            None => self.inner.channels.write().entry(addr.to_string()).or_default().clone(),
+        };
+        if let Some(c) = slot.conn.read().as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let _dialling = slot.connecting.lock();
+        if let Some(c) = slot.conn.read().as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
         let conn = Arc::new(self.connect(addr, deadline)?);
         self.selector
             .register(conn.clone())
             .map_err(|e| RemotingError::Connect { addr: addr.into(), reason: e.to_string() })?;
-        *guard = Some(conn.clone());
+        *slot.conn.write() = Some(conn.clone());
         Ok(conn)
     }
 
@@ -276,9 +285,9 @@ impl RemotingClient {
 
     /// Closes the connection to `addr`, failing what waits on it.
     pub fn close_channel(&self, addr: &str) {
-        let slot = self.inner.channels.lock().get(addr).cloned();
+        let slot = self.inner.channels.read().get(addr).cloned();
         if let Some(slot) = slot
-            && let Some(c) = slot.conn.lock().take()
+            && let Some(c) = slot.conn.write().take()
         {
             c.close("closed by the client");
         }
@@ -288,9 +297,9 @@ impl RemotingClient {
     pub fn connected_addrs(&self) -> Vec<String> {
         self.inner
             .channels
-            .lock()
+            .read()
             .iter()
-            .filter(|(_, s)| s.conn.lock().as_ref().is_some_and(|c| !c.is_closed()))
+            .filter(|(_, s)| s.conn.read().as_ref().is_some_and(|c| !c.is_closed()))
             .map(|(a, _)| a.clone())
             .collect()
     }

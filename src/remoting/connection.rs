@@ -2,22 +2,25 @@
 //! thread that writes to it (callers, processors), and the [`Channel`] handle
 //! processors use to answer on it.
 //!
-//! Writing: the writer encodes its command and, holding the connection's
-//! write lock, writes straight to the socket when nothing is queued; what the
-//! kernel does not take is queued and the selector writes it when the socket
-//! turns writable. This skips a thread hop Netty makes (handing every write to
-//! the event loop) while keeping one writer at a time per socket. Queued
-//! bytes are capped: a peer that does not read is disconnected, never buffered
-//! for without bound.
+//! Writing: a writer encodes its command, adds the frame to the connection's
+//! lock-free outbound queue and, unless another thread is writing already,
+//! takes the write lock and hands everything queued to the kernel in one
+//! `writev` (so concurrent writers batch each other's frames). What the
+//! kernel does not take waits for the selector, which writes it when the
+//! socket turns writable. This skips a thread hop Netty makes (handing every
+//! write to the event loop) while keeping one writer at a time per socket.
+//! Queued bytes are capped: a peer that does not read is disconnected, never
+//! buffered for without bound.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::{Buf, Bytes};
+use crossbeam_queue::SegQueue;
 use mio::net::TcpStream;
 use parking_lot::Mutex;
 
@@ -30,10 +33,12 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
+/// Bytes taken from the incoming queue, in order, not yet written.
 #[derive(Default)]
 struct Outbound {
     queue: VecDeque<Bytes>,
-    bytes: usize,
+    /// The socket said WouldBlock; only the selector writes until it turns writable.
+    blocked: bool,
 }
 
 pub struct Connection {
@@ -41,6 +46,10 @@ pub struct Connection {
     peer: SocketAddr,
     local: Option<SocketAddr>,
     stream: TcpStream,
+    /// Whole frames from writers, in arrival order.
+    incoming: SegQueue<Vec<Bytes>>,
+    /// Bytes in `incoming` and `out` together.
+    queued: AtomicUsize,
     out: Mutex<Outbound>,
     closed: AtomicBool,
     last_active: AtomicI64,
@@ -63,6 +72,8 @@ impl Connection {
             peer,
             local,
             stream,
+            incoming: SegQueue::new(),
+            queued: AtomicUsize::new(0),
             out: Mutex::new(Outbound::default()),
             closed: AtomicBool::new(false),
             last_active: AtomicI64::new(now_millis()),
@@ -98,9 +109,9 @@ impl Connection {
         if !self.closed.swap(true, Ordering::AcqRel) {
             log::info!("closing connection to {}: {reason}", self.peer);
             let _ = self.stream.shutdown(Shutdown::Both);
-            let mut out = self.out.lock();
-            out.queue.clear();
-            out.bytes = 0;
+            while self.incoming.pop().is_some() {}
+            self.out.lock().queue.clear();
+            self.queued.store(0, Ordering::Relaxed);
         }
     }
 
@@ -114,34 +125,22 @@ impl Connection {
         self.send_buffers(bufs)
     }
 
-    fn send_buffers(&self, bufs: Vec<Bytes>) -> Result<(), RemotingError> {
-        let overflow = {
-            let mut out = self.out.lock();
-            if self.is_closed() {
-                return Err(RemotingError::ConnectionClosed { addr: self.peer.to_string() });
-            }
-            let was_empty = out.queue.is_empty();
-            for b in bufs {
-                if !b.is_empty() {
-                    out.bytes += b.len();
-                    out.queue.push_back(b);
-                }
-            }
-            // With bytes already queued the socket is full and the selector
-            // writes when it drains; otherwise hand everything to the kernel now.
-            if was_empty && let Err(e) = self.write_queued(&mut out) {
-                drop(out);
-                self.close(&format!("write failed: {e}"));
-                return Err(RemotingError::SendRequest { addr: self.peer.to_string(), reason: e.to_string() });
-            }
-            out.bytes > self.max_outbound
-        };
-        if overflow {
+    fn send_buffers(&self, frame: Vec<Bytes>) -> Result<(), RemotingError> {
+        if self.is_closed() {
+            return Err(RemotingError::ConnectionClosed { addr: self.peer.to_string() });
+        }
+        let len: usize = frame.iter().map(Bytes::len).sum();
+        if self.queued.fetch_add(len, Ordering::AcqRel) + len > self.max_outbound {
             self.close(&format!("peer is not reading: more than {} bytes queued", self.max_outbound));
             return Err(RemotingError::SendRequest {
                 addr: self.peer.to_string(),
                 reason: "peer is not reading; connection closed".into(),
             });
+        }
+        self.incoming.push(frame);
+        if let Err(e) = self.write_out(false) {
+            self.close(&format!("write failed: {e}"));
+            return Err(RemotingError::SendRequest { addr: self.peer.to_string(), reason: e.to_string() });
         }
         self.touch();
         Ok(())
@@ -149,8 +148,34 @@ impl Connection {
 
     /// Writes queued bytes until done or the socket is full (selector, on writable).
     pub(crate) fn flush(&self) -> io::Result<()> {
-        let mut out = self.out.lock();
-        self.write_queued(&mut out)
+        self.write_out(true)
+    }
+
+    /// Moves frames from `incoming` to the socket. A writer that finds the
+    /// write lock taken leaves its frame to the holder, which looks at
+    /// `incoming` again after letting go of the lock, so no frame is
+    /// stranded. The selector (`writable`) waits for the lock and clears the
+    /// blocked state the kernel's WouldBlock set.
+    fn write_out(&self, writable: bool) -> io::Result<()> {
+        let mut first = true;
+        loop {
+            let guard = if writable && first { Some(self.out.lock()) } else { self.out.try_lock() };
+            let Some(mut out) = guard else { return Ok(()) };
+            if writable && first {
+                out.blocked = false;
+            }
+            first = false;
+            while let Some(frame) = self.incoming.pop() {
+                out.queue.extend(frame.into_iter().filter(|b| !b.is_empty()));
+            }
+            if !out.blocked {
+                self.write_queued(&mut out)?;
+            }
+            drop(out);
+            if self.incoming.is_empty() {
+                return Ok(());
+            }
+        }
     }
 
     fn write_queued(&self, out: &mut Outbound) -> io::Result<()> {
@@ -160,12 +185,15 @@ impl Connection {
                 match (&self.stream).write_vectored(&slices) {
                     Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes")),
                     Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        out.blocked = true;
+                        return Ok(());
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 }
             };
-            out.bytes -= n;
+            self.queued.fetch_sub(n, Ordering::AcqRel);
             let mut left = n;
             while left > 0 {
                 let Some(front) = out.queue.front_mut() else { break };

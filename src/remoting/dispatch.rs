@@ -57,16 +57,35 @@ struct Pending {
     waiter: Waiter,
 }
 
+/// Shards of the response table: callers on many threads insert and the
+/// worker threads remove at once; one lock would make them queue.
+const SHARDS: usize = 16;
+
 /// Requests waiting for their responses, by opaque. RocketMQ: responseTable.
 pub(crate) struct ResponseTable {
-    pending: Mutex<HashMap<i32, Pending>>,
+    shards: [Mutex<HashMap<i32, Pending>>; SHARDS],
     /// Runs async callbacks (RocketMQ: the public executor).
     callbacks: Option<Arc<ThreadPool>>,
 }
 
 impl ResponseTable {
     pub fn new(callbacks: Option<Arc<ThreadPool>>) -> Self {
-        ResponseTable { pending: Mutex::new(HashMap::new()), callbacks }
+        ResponseTable { shards: std::array::from_fn(|_| Mutex::new(HashMap::new())), callbacks }
+    }
+
+    fn shard(&self, opaque: i32) -> &Mutex<HashMap<i32, Pending>> {
+        &self.shards[opaque as u32 as usize % SHARDS]
+    }
+
+    /// Removes and returns every entry `pred` selects.
+    fn take_where(&self, pred: impl Fn(&Pending) -> bool) -> Vec<Pending> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let mut t = shard.lock();
+            let ids: Vec<i32> = t.iter().filter(|(_, p)| pred(p)).map(|(o, _)| *o).collect();
+            out.extend(ids.into_iter().filter_map(|o| t.remove(&o)));
+        }
+        out
     }
 
     pub fn insert(&self, opaque: i32, conn: &Connection, timeout: Duration, waiter: Waiter) {
@@ -77,21 +96,21 @@ impl ResponseTable {
             timeout,
             waiter,
         };
-        self.pending.lock().insert(opaque, p);
+        self.shard(opaque).lock().insert(opaque, p);
     }
 
     /// Takes the entry back (the caller gave up or could not send).
     pub fn remove(&self, opaque: i32) -> Option<Waiter> {
-        self.pending.lock().remove(&opaque).map(|p| p.waiter)
+        self.shard(opaque).lock().remove(&opaque).map(|p| p.waiter)
     }
 
     pub fn len(&self) -> usize {
-        self.pending.lock().len()
+        self.shards.iter().map(|s| s.lock().len()).sum()
     }
 
     /// Completes the request `response` answers.
     pub fn complete(&self, response: RemotingCommand) {
-        let entry = self.pending.lock().remove(&response.opaque);
+        let entry = self.shard(response.opaque).lock().remove(&response.opaque);
         match entry {
             Some(p) => self.finish(p.waiter, Ok(response)),
             None => {
@@ -102,12 +121,7 @@ impl ResponseTable {
 
     /// Fails at once every request waiting on a connection that closed.
     pub fn fail_connection(&self, conn: &Connection) {
-        let failed: Vec<Pending> = {
-            let mut t = self.pending.lock();
-            let ids: Vec<i32> = t.iter().filter(|(_, p)| p.conn_id == conn.id()).map(|(o, _)| *o).collect();
-            ids.into_iter().filter_map(|o| t.remove(&o)).collect()
-        };
-        for p in failed {
+        for p in self.take_where(|p| p.conn_id == conn.id()) {
             self.finish(p.waiter, Err(RemotingError::ConnectionClosed { addr: p.addr }));
         }
     }
@@ -115,20 +129,14 @@ impl ResponseTable {
     /// Fails requests whose deadline passed (RocketMQ: scanResponseTable).
     pub fn fail_expired(&self) {
         let now = Instant::now();
-        let expired: Vec<Pending> = {
-            let mut t = self.pending.lock();
-            let ids: Vec<i32> = t.iter().filter(|(_, p)| p.deadline <= now).map(|(o, _)| *o).collect();
-            ids.into_iter().filter_map(|o| t.remove(&o)).collect()
-        };
-        for p in expired {
+        for p in self.take_where(|p| p.deadline <= now) {
             self.finish(p.waiter, Err(RemotingError::Timeout { addr: p.addr, timeout: p.timeout }));
         }
     }
 
     /// Fails everything (shutdown).
     pub fn fail_all(&self) {
-        let all: Vec<Pending> = self.pending.lock().drain().map(|(_, p)| p).collect();
-        for p in all {
+        for p in self.take_where(|_| true) {
             self.finish(p.waiter, Err(RemotingError::ShutDown));
         }
     }
