@@ -83,9 +83,8 @@ impl<'a> Scanner<'a> {
     fn escaped(&mut self, start: usize) -> Result<TextIn, CodecError> {
         let mut out: Vec<u8> = Vec::with_capacity(self.i - start + 32);
         out.extend_from_slice(&self.b[start..self.i]);
-        loop {
-            // Copy the run up to the next quote or backslash in one go.
-            let Some(n) = find_quote_or_backslash(&self.b[self.i..]) else { break };
+        // Copy each run up to the next quote or backslash in one go.
+        while let Some(n) = find_quote_or_backslash(&self.b[self.i..]) {
             out.extend_from_slice(&self.b[self.i..self.i + n]);
             self.i += n + 1;
             if self.b[self.i - 1] == b'"' {
