@@ -77,7 +77,8 @@ fn standalone(namesrv: &str, broker: &str) -> Result<(), String> {
         })
     };
     let mut ns = RemotingServer::new(ServerConfig { listen: vec![ns_addr], ..Default::default() });
-    let ns_pool = Arc::new(ThreadPool::new("RemotingExecutorThread_", "namesrv", 8, 10_000).map_err(|e| e.to_string())?);
+    let ns_pool =
+        Arc::new(ThreadPool::new("RemotingExecutorThread_", "namesrv", 8, 10_000).map_err(|e| e.to_string())?);
     ns.register_default_processor(not_yet("name server"), ns_pool);
     let ns_bound = ns.start().map_err(|e| e.to_string())?;
     let mut br = RemotingServer::new(ServerConfig { listen: vec![broker_addr, vip], ..Default::default() });

@@ -2,6 +2,7 @@
 //! scheduled executors, bounded pools, waiting with deadlines, time.
 
 pub mod pool;
+pub mod queue;
 pub mod scheduler;
 pub mod service;
 pub mod thread;

@@ -2,7 +2,7 @@
 //! `ThreadFactoryImpl`: threads `<prefix>1..N`, a bounded queue whose
 //! overflow is reported to the caller instead of growing).
 //!
-//! Built on crossbeam channels rather than the `threadpool` crate, which gives
+//! Built on [`BlockingQueue`] rather than the `threadpool` crate, which gives
 //! every thread the same name and has an unbounded queue.
 
 use std::fmt;
@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::Mutex;
 
+use crate::common::queue::{BlockingQueue, PushError};
 use crate::common::thread;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -46,8 +46,7 @@ impl std::error::Error for PoolError {}
 /// A fixed set of named threads taking jobs from one bounded queue.
 pub struct ThreadPool {
     prefix: String,
-    capacity: usize,
-    tx: Mutex<Option<Sender<Job>>>,
+    queue: Arc<BlockingQueue<Job>>,
     handles: Mutex<Vec<JoinHandle<()>>>,
     active: Arc<AtomicUsize>,
 }
@@ -56,17 +55,17 @@ impl ThreadPool {
     /// Starts `threads` threads named `<prefix>1` .. `<prefix>N` (the prefix
     /// includes RocketMQ's trailing underscore, e.g. `SendMessageThread_`).
     pub fn new(prefix: &str, role: &'static str, threads: usize, queue_capacity: usize) -> io::Result<Self> {
-        let (tx, rx) = crossbeam_channel::bounded::<Job>(queue_capacity.max(1));
+        let queue = Arc::new(BlockingQueue::<Job>::new(queue_capacity));
         let active = Arc::new(AtomicUsize::new(0));
         let mut handles = Vec::new();
         for i in 1..=threads.max(1) {
-            let rx = rx.clone();
+            let rx = queue.clone();
             let active = active.clone();
             let name = format!("{prefix}{i}");
             handles.push(thread::spawn(name.clone(), role, move || {
                 loop {
                     thread::doing("waiting for tasks");
-                    let Ok(job) = rx.recv() else { break };
+                    let Some(job) = rx.pop() else { break };
                     thread::doing("running a task");
                     active.fetch_add(1, Ordering::Relaxed);
                     if catch_unwind(AssertUnwindSafe(job)).is_err() {
@@ -76,13 +75,7 @@ impl ThreadPool {
                 }
             })?);
         }
-        Ok(ThreadPool {
-            prefix: prefix.to_string(),
-            capacity: queue_capacity.max(1),
-            tx: Mutex::new(Some(tx)),
-            handles: Mutex::new(handles),
-            active,
-        })
+        Ok(ThreadPool { prefix: prefix.to_string(), queue, handles: Mutex::new(handles), active })
     }
 
     /// The pool's name as used in errors (prefix without the underscore).
@@ -92,22 +85,18 @@ impl ThreadPool {
 
     /// Queues `job`, or says at once why it cannot.
     pub fn try_execute(&self, job: impl FnOnce() + Send + 'static) -> Result<(), PoolError> {
-        let guard = self.tx.lock();
-        let Some(tx) = guard.as_ref() else {
-            return Err(PoolError::ShutDown { pool: self.name().to_string() });
-        };
-        match tx.try_send(Box::new(job)) {
+        match self.queue.try_push(Box::new(job)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                Err(PoolError::Full { pool: self.name().to_string(), capacity: self.capacity })
+            Err(PushError::Full(_)) => {
+                Err(PoolError::Full { pool: self.name().to_string(), capacity: self.queue.capacity() })
             }
-            Err(TrySendError::Disconnected(_)) => Err(PoolError::ShutDown { pool: self.name().to_string() }),
+            Err(PushError::Closed(_)) => Err(PoolError::ShutDown { pool: self.name().to_string() }),
         }
     }
 
     /// Jobs waiting in the queue.
     pub fn queued(&self) -> usize {
-        self.tx.lock().as_ref().map_or(0, |t| t.len())
+        self.queue.len()
     }
 
     /// Jobs running now.
@@ -121,7 +110,7 @@ impl ThreadPool {
 
     /// Refuses new jobs, lets the threads finish what is queued, joins them.
     pub fn shutdown(&self) {
-        self.tx.lock().take();
+        self.queue.close();
         let current = std::thread::current().id();
         for h in self.handles.lock().drain(..) {
             if h.thread().id() != current {

@@ -53,6 +53,43 @@ impl Signal {
     }
 }
 
+/// A value handed from one thread to one waiting thread. The waiter parks
+/// at once instead of spinning first (crossbeam's channels spin and yield,
+/// which starves the threads that would produce the value on a small machine).
+pub struct OneShot<T> {
+    value: Mutex<Option<T>>,
+    cv: Condvar,
+}
+
+impl<T> Default for OneShot<T> {
+    fn default() -> Self {
+        OneShot { value: Mutex::new(None), cv: Condvar::new() }
+    }
+}
+
+impl<T> OneShot<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Stores the value (a later one replaces an earlier one not yet taken).
+    pub fn set(&self, v: T) {
+        *self.value.lock() = Some(v);
+        self.cv.notify_one();
+    }
+    /// Takes the value, waiting until `deadline`.
+    pub fn wait(&self, deadline: Deadline) -> Option<T> {
+        let mut g = self.value.lock();
+        loop {
+            if let Some(v) = g.take() {
+                return Some(v);
+            }
+            if self.cv.wait_until(&mut g, deadline.instant()).timed_out() {
+                return g.take();
+            }
+        }
+    }
+}
+
 /// Calls `cond` until it holds or `timeout` passes; returns whether it held.
 /// For conditions no thread signals (file contents, another process's state,
 /// counters in tests): polls at a short, growing interval.

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::{Mutex, RwLock};
 
+use crate::common::queue::{BlockingQueue, PushError};
 use crate::common::wait::{Deadline, Semaphore};
 use crate::common::{ServiceThread, ThreadPool};
 use crate::remoting::command::{DEFAULT_MAX_FRAME, RemotingCommand};
@@ -79,17 +79,16 @@ struct Inner {
 /// Frames from the selector go to the worker chosen by connection id, so one
 /// connection's frames are decoded in order.
 struct ClientSink {
-    workers: Vec<Sender<(Arc<Connection>, Bytes)>>,
+    workers: Vec<Arc<BlockingQueue<(Arc<Connection>, Bytes)>>>,
     inner: Arc<Inner>,
 }
 
 impl FrameSink for ClientSink {
     fn on_frame(&self, conn: &Arc<Connection>, frame: Bytes) -> Result<(), Bytes> {
         let w = &self.workers[conn.id() as usize % self.workers.len()];
-        match w.try_send((conn.clone(), frame)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full((_, f))) | Err(TrySendError::Disconnected((_, f))) => Err(f),
-        }
+        w.try_push((conn.clone(), frame)).map_err(|e| match e {
+            PushError::Full((_, f)) | PushError::Closed((_, f)) => f,
+        })
     }
 
     fn on_close(&self, conn: &Arc<Connection>) {
@@ -103,6 +102,7 @@ pub struct RemotingClient {
     inner: Arc<Inner>,
     selector: SelectorHandle,
     workers: Vec<std::thread::JoinHandle<()>>,
+    worker_queues: Vec<Arc<BlockingQueue<(Arc<Connection>, Bytes)>>>,
     callbacks: Arc<ThreadPool>,
     housekeeping: ServiceThread,
 }
@@ -127,8 +127,8 @@ impl RemotingClient {
         let mut senders = Vec::new();
         let mut workers = Vec::new();
         for i in 1..=config.worker_threads.max(1) {
-            let (tx, rx) = crossbeam_channel::bounded::<(Arc<Connection>, Bytes)>(65536);
-            senders.push(tx);
+            let rx = Arc::new(BlockingQueue::<(Arc<Connection>, Bytes)>::new(65536));
+            senders.push(rx.clone());
             let inner = inner.clone();
             workers.push(crate::common::thread::spawn(
                 format!("NettyClientWorkerThread_{i}"),
@@ -136,7 +136,7 @@ impl RemotingClient {
                 move || {
                     loop {
                         crate::common::thread::doing("waiting for frames");
-                        let Ok((conn, frame)) = rx.recv() else { break };
+                        let Some((conn, frame)) = rx.pop() else { break };
                         crate::common::thread::doing("decoding a frame");
                         match RemotingCommand::decode(frame) {
                             Ok(cmd) => dispatch(&inner.table, &inner.processors, &conn, cmd),
@@ -146,6 +146,7 @@ impl RemotingClient {
                 },
             )?);
         }
+        let worker_queues = senders.clone();
         let sink = Arc::new(ClientSink { workers: senders, inner: inner.clone() });
         let selector = SelectorHandle::start(
             "NettyClientSelector_1".into(),
@@ -162,7 +163,7 @@ impl RemotingClient {
                 hk.table.fail_expired();
             }
         })?;
-        Ok(RemotingClient { inner, selector, workers, callbacks, housekeeping })
+        Ok(RemotingClient { inner, selector, workers, worker_queues, callbacks, housekeeping })
     }
 
     /// Runs `processor` on a worker thread for requests with `code` that a
@@ -175,16 +176,16 @@ impl RemotingClient {
     pub fn invoke_sync(&self, addr: &str, request: RemotingCommand, timeout: Duration) -> InvokeResult {
         let deadline = Deadline::after(timeout);
         let conn = self.connection(addr, deadline)?;
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let slot = Arc::new(crate::common::wait::OneShot::new());
         let opaque = request.opaque;
-        self.inner.table.insert(opaque, &conn, timeout, Waiter::Sync(tx));
+        self.inner.table.insert(opaque, &conn, timeout, Waiter::Sync(slot.clone()));
         if let Err(e) = conn.send(&request) {
             self.inner.table.remove(opaque);
             return Err(e);
         }
-        match rx.recv_deadline(deadline.instant()) {
-            Ok(r) => r,
-            Err(_) => {
+        match slot.wait(deadline) {
+            Some(r) => r,
+            None => {
                 self.inner.table.remove(opaque);
                 Err(RemotingError::Timeout { addr: addr.to_string(), timeout })
             }
@@ -314,7 +315,9 @@ impl RemotingClient {
         self.housekeeping.shutdown();
         self.selector.shutdown();
         self.inner.table.fail_all();
-        // The selector held the worker senders; with it gone the workers end.
+        for q in &self.worker_queues {
+            q.close();
+        }
         for w in self.workers.drain(..) {
             let _ = w.join();
         }

@@ -7,7 +7,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
 use crate::common::ThreadPool;
@@ -45,7 +44,7 @@ where
 }
 
 pub(crate) enum Waiter {
-    Sync(Sender<InvokeResult>),
+    Sync(Arc<crate::common::wait::OneShot<InvokeResult>>),
     Async(InvokeCallback, Option<Arc<crate::common::wait::Semaphore>>),
 }
 
@@ -143,9 +142,7 @@ impl ResponseTable {
 
     pub fn finish(&self, waiter: Waiter, result: InvokeResult) {
         match waiter {
-            Waiter::Sync(tx) => {
-                let _ = tx.send(result);
-            }
+            Waiter::Sync(slot) => slot.set(result),
             Waiter::Async(cb, permit) => {
                 let job = move || {
                     let _release = permit.map(PermitGuard);

@@ -13,10 +13,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::common::queue::{BlockingQueue, PushError};
 use crate::common::wait::Deadline;
 use crate::common::{ServiceThread, ThreadPool, thread};
 use crate::remoting::command::{DEFAULT_MAX_FRAME, RemotingCommand};
@@ -61,7 +62,7 @@ pub trait ChannelEventListener: Send + Sync + 'static {
 }
 
 struct ServerSink {
-    codecs: Vec<Sender<(Arc<Connection>, Bytes)>>,
+    codecs: Vec<Arc<BlockingQueue<(Arc<Connection>, Bytes)>>>,
     table: Arc<ResponseTable>,
     events: Option<Sender<Channel>>,
 }
@@ -69,10 +70,9 @@ struct ServerSink {
 impl FrameSink for ServerSink {
     fn on_frame(&self, conn: &Arc<Connection>, frame: Bytes) -> Result<(), Bytes> {
         let c = &self.codecs[conn.id() as usize % self.codecs.len()];
-        match c.try_send((conn.clone(), frame)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full((_, f))) | Err(TrySendError::Disconnected((_, f))) => Err(f),
-        }
+        c.try_push((conn.clone(), frame)).map_err(|e| match e {
+            PushError::Full((_, f)) | PushError::Closed((_, f)) => f,
+        })
     }
 
     fn on_close(&self, conn: &Arc<Connection>) {
@@ -89,6 +89,7 @@ struct Running {
     boss_stopped: Arc<AtomicBool>,
     selectors: Arc<Vec<SelectorHandle>>,
     codecs: Vec<JoinHandle<()>>,
+    codec_queues: Vec<Arc<BlockingQueue<(Arc<Connection>, Bytes)>>>,
     events: Option<JoinHandle<()>>,
     housekeeping: ServiceThread,
 }
@@ -171,14 +172,14 @@ impl RemotingServer {
         let mut codec_txs = Vec::new();
         let mut codecs = Vec::new();
         for i in 1..=cfg.codec_threads.max(1) {
-            let (tx, rx) = crossbeam_channel::bounded::<(Arc<Connection>, Bytes)>(65536);
-            codec_txs.push(tx);
+            let rx = Arc::new(BlockingQueue::<(Arc<Connection>, Bytes)>::new(65536));
+            codec_txs.push(rx.clone());
             let table = self.table.clone();
             let processors = self.processors.clone();
             codecs.push(thread::spawn(format!("NettyServerCodecThread_{i}"), "remoting-server", move || {
                 loop {
                     thread::doing("waiting for frames");
-                    let Ok((conn, frame)) = rx.recv() else { break };
+                    let Some((conn, frame)) = rx.pop() else { break };
                     thread::doing("decoding a frame");
                     match RemotingCommand::decode(frame) {
                         Ok(cmd) => dispatch(&table, &processors, &conn, cmd),
@@ -187,6 +188,7 @@ impl RemotingServer {
                 }
             })?);
         }
+        let codec_queues = codec_txs.clone();
         let sink: Arc<dyn FrameSink> =
             Arc::new(ServerSink { codecs: codec_txs, table: self.table.clone(), events: events_tx });
         let mut selectors = Vec::new();
@@ -217,7 +219,8 @@ impl RemotingServer {
                 table.fail_expired();
             }
         })?;
-        self.running = Some(Running { boss, boss_waker, boss_stopped, selectors, codecs, events, housekeeping });
+        self.running =
+            Some(Running { boss, boss_waker, boss_stopped, selectors, codecs, codec_queues, events, housekeeping });
         log::info!("remoting server listening on {:?}", self.local_addrs);
         Ok(self.local_addrs.clone())
     }
@@ -231,16 +234,16 @@ impl RemotingServer {
     /// (e.g. GET_CONSUMER_RUNNING_INFO).
     pub fn invoke_sync(&self, channel: &Channel, request: RemotingCommand, timeout: Duration) -> InvokeResult {
         let deadline = Deadline::after(timeout);
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let slot = Arc::new(crate::common::wait::OneShot::new());
         let opaque = request.opaque;
-        self.table.insert(opaque, channel.connection(), timeout, Waiter::Sync(tx));
+        self.table.insert(opaque, channel.connection(), timeout, Waiter::Sync(slot.clone()));
         if let Err(e) = channel.connection().send(&request) {
             self.table.remove(opaque);
             return Err(e);
         }
-        match rx.recv_deadline(deadline.instant()) {
-            Ok(r) => r,
-            Err(_) => {
+        match slot.wait(deadline) {
+            Some(r) => r,
+            None => {
                 self.table.remove(opaque);
                 Err(RemotingError::Timeout { addr: channel.remote_addr().to_string(), timeout })
             }
@@ -262,6 +265,9 @@ impl RemotingServer {
             s.shutdown();
         }
         drop(r.selectors);
+        for q in &r.codec_queues {
+            q.close();
+        }
         for c in r.codecs {
             let _ = c.join();
         }
