@@ -10,19 +10,17 @@ use std::net::{SocketAddr, TcpStream as StdTcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::common::queue::{BlockingQueue, PushError};
 use crate::common::wait::{Deadline, Semaphore};
 use crate::common::{ServiceThread, ThreadPool};
 use crate::remoting::command::{DEFAULT_MAX_FRAME, RemotingCommand};
 use crate::remoting::connection::Connection;
 use crate::remoting::dispatch::{
-    InvokeCallback, InvokeResult, ProcessorTable, RequestProcessor, ResponseTable, Waiter, dispatch,
+    Decoders, DecodingSink, InvokeCallback, InvokeResult, ProcessorTable, RequestProcessor, ResponseTable, Waiter,
 };
 use crate::remoting::error::RemotingError;
-use crate::remoting::event_loop::{FrameSink, LoopConfig, SelectorHandle};
+use crate::remoting::event_loop::{LoopConfig, SelectorHandle};
 
 /// RocketMQ: NettyClientConfig.
 #[derive(Clone, Debug)]
@@ -69,40 +67,18 @@ struct ChannelSlot {
 
 struct Inner {
     config: ClientConfig,
-    table: ResponseTable,
-    processors: ProcessorTable,
+    table: Arc<ResponseTable>,
+    processors: Arc<ProcessorTable>,
     channels: RwLock<HashMap<String, Arc<ChannelSlot>>>,
     async_permits: Arc<Semaphore>,
     oneway_permits: Semaphore,
-}
-
-/// Frames from the selector go to the worker chosen by connection id, so one
-/// connection's frames are decoded in order.
-struct ClientSink {
-    workers: Vec<Arc<BlockingQueue<(Arc<Connection>, Bytes)>>>,
-    inner: Arc<Inner>,
-}
-
-impl FrameSink for ClientSink {
-    fn on_frame(&self, conn: &Arc<Connection>, frame: Bytes) -> Result<(), Bytes> {
-        let w = &self.workers[conn.id() as usize % self.workers.len()];
-        w.try_push((conn.clone(), frame)).map_err(|e| match e {
-            PushError::Full((_, f)) | PushError::Closed((_, f)) => f,
-        })
-    }
-
-    fn on_close(&self, conn: &Arc<Connection>) {
-        // The slot keeps the closed connection until the next use replaces it.
-        self.inner.table.fail_connection(conn);
-    }
 }
 
 /// A client connection pool with request/response matching.
 pub struct RemotingClient {
     inner: Arc<Inner>,
     selector: SelectorHandle,
-    workers: Vec<std::thread::JoinHandle<()>>,
-    worker_queues: Vec<Arc<BlockingQueue<(Arc<Connection>, Bytes)>>>,
+    decoders: Arc<Decoders>,
     callbacks: Arc<ThreadPool>,
     housekeeping: ServiceThread,
 }
@@ -117,37 +93,21 @@ impl RemotingClient {
             config.async_permits.max(1024),
         )?);
         let inner = Arc::new(Inner {
-            table: ResponseTable::new(Some(callbacks.clone())),
-            processors: ProcessorTable::default(),
+            table: Arc::new(ResponseTable::new(Some(callbacks.clone()))),
+            processors: Arc::new(ProcessorTable::default()),
             channels: RwLock::new(HashMap::new()),
             async_permits: Arc::new(Semaphore::new(config.async_permits)),
             oneway_permits: Semaphore::new(config.oneway_permits),
             config: config.clone(),
         });
-        let mut senders = Vec::new();
-        let mut workers = Vec::new();
-        for i in 1..=config.worker_threads.max(1) {
-            let rx = Arc::new(BlockingQueue::<(Arc<Connection>, Bytes)>::new(65536));
-            senders.push(rx.clone());
-            let inner = inner.clone();
-            workers.push(crate::common::thread::spawn(
-                format!("NettyClientWorkerThread_{i}"),
-                "remoting-client",
-                move || {
-                    loop {
-                        crate::common::thread::doing("waiting for frames");
-                        let Some((conn, frame)) = rx.pop() else { break };
-                        crate::common::thread::doing("decoding a frame");
-                        match RemotingCommand::decode(frame) {
-                            Ok(cmd) => dispatch(&inner.table, &inner.processors, &conn, cmd),
-                            Err(e) => conn.close(&format!("malformed frame: {e}")),
-                        }
-                    }
-                },
-            )?);
-        }
-        let worker_queues = senders.clone();
-        let sink = Arc::new(ClientSink { workers: senders, inner: inner.clone() });
+        let decoders = Arc::new(Decoders::start(
+            "NettyClientWorkerThread_",
+            "remoting-client",
+            config.worker_threads,
+            inner.table.clone(),
+            inner.processors.clone(),
+        )?);
+        let sink = Arc::new(DecodingSink { decoders: decoders.clone(), table: inner.table.clone(), on_close: None });
         let selector = SelectorHandle::start(
             "NettyClientSelector_1".into(),
             "remoting-client",
@@ -163,7 +123,7 @@ impl RemotingClient {
                 hk.table.fail_expired();
             }
         })?;
-        Ok(RemotingClient { inner, selector, workers, worker_queues, callbacks, housekeeping })
+        Ok(RemotingClient { inner, selector, decoders, callbacks, housekeeping })
     }
 
     /// Runs `processor` on a worker thread for requests with `code` that a
@@ -315,12 +275,7 @@ impl RemotingClient {
         self.housekeeping.shutdown();
         self.selector.shutdown();
         self.inner.table.fail_all();
-        for q in &self.worker_queues {
-            q.close();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+        self.decoders.shutdown();
         self.callbacks.shutdown();
     }
 }

@@ -3,17 +3,23 @@
 //! its registered processor, on the processor's pool or in place.
 
 use std::collections::HashMap;
+use std::io;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::common::ThreadPool;
+use crate::common::queue::{BlockingQueue, PushError};
+use crate::common::{ThreadPool, thread};
 use crate::remoting::code::response;
 use crate::remoting::command::RemotingCommand;
 use crate::remoting::connection::{Channel, Connection, ReplyTo};
 use crate::remoting::error::RemotingError;
+use crate::remoting::event_loop::FrameSink;
 
 /// The answer to an invoke.
 pub type InvokeResult = Result<RemotingCommand, RemotingError>;
@@ -282,5 +288,89 @@ fn run_processor(p: &dyn RequestProcessor, channel: &Channel, to: ReplyTo, cmd: 
         && let Err(e) = channel.respond(to, r)
     {
         log::warn!("cannot answer {code} to {}: {e}", channel.remote_addr());
+    }
+}
+
+/// Frames waiting for a decoding thread.
+type FrameQueue = Arc<BlockingQueue<(Arc<Connection>, Bytes)>>;
+
+/// The decoding threads (`NettyClientWorkerThread_N`, `NettyServerCodecThread_N`):
+/// each has its own queue, and one connection's frames always go to the same
+/// thread, so they are handled in the order they came.
+pub(crate) struct Decoders {
+    queues: Vec<FrameQueue>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Decoders {
+    pub fn start(
+        prefix: &str,
+        role: &'static str,
+        count: usize,
+        table: Arc<ResponseTable>,
+        processors: Arc<ProcessorTable>,
+    ) -> io::Result<Self> {
+        let mut queues = Vec::new();
+        let mut threads = Vec::new();
+        for i in 1..=count.max(1) {
+            let q: FrameQueue = Arc::new(BlockingQueue::new(65536));
+            queues.push(q.clone());
+            let (table, processors) = (table.clone(), processors.clone());
+            threads.push(thread::spawn(format!("{prefix}{i}"), role, move || {
+                loop {
+                    thread::doing("waiting for frames");
+                    let Some((conn, frame)) = q.pop() else { break };
+                    thread::doing("decoding a frame");
+                    match RemotingCommand::decode(frame) {
+                        Ok(cmd) => dispatch(&table, &processors, &conn, cmd),
+                        Err(e) => conn.close(&format!("malformed frame: {e}")),
+                    }
+                }
+            })?);
+        }
+        Ok(Decoders { queues, threads: Mutex::new(threads) })
+    }
+
+    /// Queues a frame for its connection's thread; gives it back when full.
+    pub fn offer(&self, conn: &Arc<Connection>, frame: Bytes) -> Result<(), Bytes> {
+        let q = &self.queues[conn.id() as usize % self.queues.len()];
+        q.try_push((conn.clone(), frame)).map_err(|e| match e {
+            PushError::Full((_, f)) | PushError::Closed((_, f)) => f,
+        })
+    }
+
+    /// Lets the threads finish what is queued, then joins them.
+    pub fn shutdown(&self) {
+        for q in &self.queues {
+            q.close();
+        }
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Called when a connection ends.
+pub(crate) type CloseHook = Box<dyn Fn(&Arc<Connection>) + Send + Sync>;
+
+/// What a selector does with frames and closes: decode on the decoding
+/// threads; on close, fail the requests waiting on the connection and tell
+/// the listeners (if any).
+pub(crate) struct DecodingSink {
+    pub decoders: Arc<Decoders>,
+    pub table: Arc<ResponseTable>,
+    pub on_close: Option<CloseHook>,
+}
+
+impl FrameSink for DecodingSink {
+    fn on_frame(&self, conn: &Arc<Connection>, frame: Bytes) -> Result<(), Bytes> {
+        self.decoders.offer(conn, frame)
+    }
+
+    fn on_close(&self, conn: &Arc<Connection>) {
+        self.table.fail_connection(conn);
+        if let Some(f) = &self.on_close {
+            f(conn);
+        }
     }
 }

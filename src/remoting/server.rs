@@ -12,17 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bytes::Bytes;
-use crossbeam_channel::Sender;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::common::queue::{BlockingQueue, PushError};
 use crate::common::wait::Deadline;
 use crate::common::{ServiceThread, ThreadPool, thread};
 use crate::remoting::command::{DEFAULT_MAX_FRAME, RemotingCommand};
 use crate::remoting::connection::{Channel, Connection};
-use crate::remoting::dispatch::{InvokeResult, ProcessorTable, RequestProcessor, ResponseTable, Waiter, dispatch};
+use crate::remoting::dispatch::{
+    CloseHook, Decoders, DecodingSink, InvokeResult, ProcessorTable, RequestProcessor, ResponseTable, Waiter,
+};
 use crate::remoting::error::RemotingError;
 use crate::remoting::event_loop::{FrameSink, LoopConfig, SelectorHandle};
 
@@ -61,35 +60,12 @@ pub trait ChannelEventListener: Send + Sync + 'static {
     fn on_channel_close(&self, channel: &Channel);
 }
 
-struct ServerSink {
-    codecs: Vec<Arc<BlockingQueue<(Arc<Connection>, Bytes)>>>,
-    table: Arc<ResponseTable>,
-    events: Option<Sender<Channel>>,
-}
-
-impl FrameSink for ServerSink {
-    fn on_frame(&self, conn: &Arc<Connection>, frame: Bytes) -> Result<(), Bytes> {
-        let c = &self.codecs[conn.id() as usize % self.codecs.len()];
-        c.try_push((conn.clone(), frame)).map_err(|e| match e {
-            PushError::Full((_, f)) | PushError::Closed((_, f)) => f,
-        })
-    }
-
-    fn on_close(&self, conn: &Arc<Connection>) {
-        self.table.fail_connection(conn);
-        if let Some(ev) = &self.events {
-            let _ = ev.send(Channel(conn.clone()));
-        }
-    }
-}
-
 struct Running {
     boss: JoinHandle<()>,
     boss_waker: Arc<Waker>,
     boss_stopped: Arc<AtomicBool>,
     selectors: Arc<Vec<SelectorHandle>>,
-    codecs: Vec<JoinHandle<()>>,
-    codec_queues: Vec<Arc<BlockingQueue<(Arc<Connection>, Bytes)>>>,
+    decoders: Arc<Decoders>,
     events: Option<JoinHandle<()>>,
     housekeeping: ServiceThread,
 }
@@ -169,28 +145,20 @@ impl RemotingServer {
             (Some(tx), Some(h))
         };
 
-        let mut codec_txs = Vec::new();
-        let mut codecs = Vec::new();
-        for i in 1..=cfg.codec_threads.max(1) {
-            let rx = Arc::new(BlockingQueue::<(Arc<Connection>, Bytes)>::new(65536));
-            codec_txs.push(rx.clone());
-            let table = self.table.clone();
-            let processors = self.processors.clone();
-            codecs.push(thread::spawn(format!("NettyServerCodecThread_{i}"), "remoting-server", move || {
-                loop {
-                    thread::doing("waiting for frames");
-                    let Some((conn, frame)) = rx.pop() else { break };
-                    thread::doing("decoding a frame");
-                    match RemotingCommand::decode(frame) {
-                        Ok(cmd) => dispatch(&table, &processors, &conn, cmd),
-                        Err(e) => conn.close(&format!("malformed frame: {e}")),
-                    }
-                }
-            })?);
-        }
-        let codec_queues = codec_txs.clone();
+        let decoders = Arc::new(Decoders::start(
+            "NettyServerCodecThread_",
+            "remoting-server",
+            cfg.codec_threads,
+            self.table.clone(),
+            self.processors.clone(),
+        )?);
+        let on_close = events_tx.map(|tx| {
+            Box::new(move |c: &Arc<Connection>| {
+                let _ = tx.send(Channel(c.clone()));
+            }) as CloseHook
+        });
         let sink: Arc<dyn FrameSink> =
-            Arc::new(ServerSink { codecs: codec_txs, table: self.table.clone(), events: events_tx });
+            Arc::new(DecodingSink { decoders: decoders.clone(), table: self.table.clone(), on_close });
         let mut selectors = Vec::new();
         for i in 1..=cfg.selector_threads.max(1) {
             selectors.push(SelectorHandle::start(
@@ -219,8 +187,7 @@ impl RemotingServer {
                 table.fail_expired();
             }
         })?;
-        self.running =
-            Some(Running { boss, boss_waker, boss_stopped, selectors, codecs, codec_queues, events, housekeeping });
+        self.running = Some(Running { boss, boss_waker, boss_stopped, selectors, decoders, events, housekeeping });
         log::info!("remoting server listening on {:?}", self.local_addrs);
         Ok(self.local_addrs.clone())
     }
@@ -265,12 +232,7 @@ impl RemotingServer {
             s.shutdown();
         }
         drop(r.selectors);
-        for q in &r.codec_queues {
-            q.close();
-        }
-        for c in r.codecs {
-            let _ = c.join();
-        }
+        r.decoders.shutdown();
         if let Some(e) = r.events {
             let _ = e.join();
         }
