@@ -154,26 +154,7 @@ impl<'a> Scanner<'a> {
             return fail("nesting too deep", self.i);
         }
         match self.peek() {
-            Some(b'{') => {
-                self.i += 1;
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.string()?;
-                    self.eat(b':')?;
-                    self.skip(depth + 1)?;
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return fail("expected ',' or '}'", self.i),
-                    }
-                }
-            }
+            Some(b'{') => self.object(|s, _| s.skip(depth + 1)),
             Some(b'[') => {
                 self.i += 1;
                 if self.peek() == Some(b']') {
