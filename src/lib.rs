@@ -5,3 +5,4 @@
 
 pub mod common;
 pub mod remoting;
+pub mod store;

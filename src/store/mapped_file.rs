@@ -1,0 +1,322 @@
+//! `MappedFile`: one fixed-size file, named by the 20-digit offset its first
+//! byte has in the whole log, mapped into memory and appended to in place.
+//!
+//! All of the store's `unsafe` is here. The rule that makes it sound: bytes
+//! below `wrote_position` are never written again while the file is shared
+//! (appends go above it and publish with a release store; readers see only
+//! what an acquire load of it covers). The two places that lower the
+//! position, recovery and truncation, run before the store serves readers.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use memmap2::{Advice, MmapRaw};
+use parking_lot::Mutex;
+
+/// The page size used for flush accounting (RocketMQ: OS_PAGE_SIZE).
+pub const OS_PAGE_SIZE: usize = 4096;
+
+/// The file name for a file starting at `offset`.
+pub fn file_name(offset: i64) -> String {
+    format!("{offset:020}")
+}
+
+pub struct MappedFile {
+    path: PathBuf,
+    from_offset: i64,
+    size: usize,
+    _file: File,
+    map: MmapRaw,
+    /// Appended bytes; readable below it.
+    wrote: AtomicUsize,
+    /// Bytes known to be on disk.
+    flushed: AtomicUsize,
+    /// Store time of the last message appended (for recovery and cleaning).
+    last_store_timestamp: AtomicI64,
+    /// One appender at a time.
+    append_lock: Mutex<()>,
+    /// Set once the file is deleted; readers stop taking new slices.
+    deleted: AtomicBool,
+}
+
+impl std::fmt::Debug for MappedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MappedFile({}, wrote {})", self.path.display(), self.wrote_position())
+    }
+}
+
+impl MappedFile {
+    /// Creates (or reopens) the file `dir/<20-digit from_offset>` of `size`
+    /// bytes and maps it. A new file is sparse and reads as zeros.
+    pub fn open(dir: &Path, from_offset: i64, size: usize) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(file_name(from_offset));
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let len = file.metadata()?.len();
+        if len != size as u64 {
+            if len > size as u64 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is {len} bytes, larger than the configured {size}", path.display()),
+                ));
+            }
+            file.set_len(size as u64)?;
+        }
+        let map = MmapRaw::map_raw(&file)?;
+        Ok(MappedFile {
+            path,
+            from_offset,
+            size,
+            _file: file,
+            map,
+            wrote: AtomicUsize::new(0),
+            flushed: AtomicUsize::new(0),
+            last_store_timestamp: AtomicI64::new(0),
+            append_lock: Mutex::new(()),
+            deleted: AtomicBool::new(false),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The log offset of this file's first byte.
+    pub fn from_offset(&self) -> i64 {
+        self.from_offset
+    }
+    pub fn size(&self) -> usize {
+        self.size
+    }
+    pub fn wrote_position(&self) -> usize {
+        self.wrote.load(Ordering::Acquire)
+    }
+    pub fn flushed_position(&self) -> usize {
+        self.flushed.load(Ordering::Acquire)
+    }
+    pub fn is_full(&self) -> bool {
+        self.wrote_position() >= self.size
+    }
+    pub fn remaining(&self) -> usize {
+        self.size - self.wrote_position()
+    }
+    pub fn last_store_timestamp(&self) -> i64 {
+        self.last_store_timestamp.load(Ordering::Relaxed)
+    }
+    pub fn set_last_store_timestamp(&self, t: i64) {
+        self.last_store_timestamp.store(t, Ordering::Relaxed);
+    }
+    pub fn last_modified_millis(&self) -> i64 {
+        std::fs::metadata(&self.path).and_then(|m| m.modified()).map(crate::common::time::millis_of).unwrap_or(0)
+    }
+
+    /// Appends `data` whole, or returns false (nothing written) when it does
+    /// not fit. Readers see it once this returns.
+    pub fn append(&self, data: &[u8]) -> bool {
+        let _one_writer = self.append_lock.lock();
+        let pos = self.wrote.load(Ordering::Acquire);
+        if pos + data.len() > self.size || self.deleted.load(Ordering::Acquire) {
+            return false;
+        }
+        // SAFETY: [pos, pos + len) lies inside the mapping (checked above),
+        // nobody reads it (readers stop at `wrote`, still `pos`), and the
+        // append lock keeps other appenders out; `data` is a separate buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(pos), data.len());
+        }
+        self.wrote.store(pos + data.len(), Ordering::Release);
+        true
+    }
+
+    /// Fills the file up: writes `data` (the blank end-of-file record) at the
+    /// current position and marks the whole file as written.
+    pub fn append_and_fill(&self, data: &[u8]) -> bool {
+        let _one_writer = self.append_lock.lock();
+        let pos = self.wrote.load(Ordering::Acquire);
+        if pos + data.len() > self.size {
+            return false;
+        }
+        // SAFETY: as in `append`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(pos), data.len());
+        }
+        self.wrote.store(self.size, Ordering::Release);
+        true
+    }
+
+    /// Bytes `[pos, pos + len)` if already written.
+    pub fn read(&self, pos: usize, len: usize) -> Option<&[u8]> {
+        let end = pos.checked_add(len)?;
+        if end > self.wrote_position() {
+            return None;
+        }
+        // SAFETY: the range is inside the mapping and below `wrote`, so it is
+        // fully written and never written again while `self` is shared; the
+        // mapping lives as long as `self`, which the returned borrow keeps.
+        Some(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(pos), len) })
+    }
+
+    /// Every byte of the file, written or not (recovery scans with this
+    /// before the store serves anyone).
+    pub(crate) fn read_whole(&self) -> &[u8] {
+        // SAFETY: the whole mapping is valid for `size` bytes; during
+        // recovery no thread appends, so nothing changes under the borrow.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.size) }
+    }
+
+    /// A ref-counted slice that keeps the file mapped while it lives, for
+    /// writing stored bytes to a socket without copying them.
+    pub fn slice(self: &Arc<Self>, pos: usize, len: usize) -> Option<Bytes> {
+        if self.deleted.load(Ordering::Acquire) {
+            return None;
+        }
+        self.read(pos, len)?;
+        Some(Bytes::from_owner(MappedSlice { file: self.clone(), pos, len }))
+    }
+
+    /// Sets the write position (recovery: the end of the valid data), zeroes
+    /// whatever non-zero bytes lie beyond it (so stale records can never be
+    /// read as valid later), and treats everything below as flushed.
+    pub(crate) fn reset_to(&self, pos: usize) {
+        let pos = pos.min(self.size);
+        let _one_writer = self.append_lock.lock();
+        let end = self.last_nonzero_end(pos);
+        if end > pos {
+            // SAFETY: [pos, end) is inside the mapping; this runs during
+            // recovery or truncation, before any reader holds these bytes.
+            unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().add(pos), 0, end - pos) };
+            let _ = self.map.flush_range(pos, end - pos);
+        }
+        self.wrote.store(pos, Ordering::Release);
+        self.flushed.store(pos, Ordering::Release);
+    }
+
+    /// The end of the last non-zero byte at or after `from` (`from` if none),
+    /// scanning backwards from the end of the file in 64 KiB steps.
+    fn last_nonzero_end(&self, from: usize) -> usize {
+        let whole = self.read_whole();
+        let mut end = self.size;
+        while end > from {
+            let start = end.saturating_sub(64 * 1024).max(from);
+            if let Some(i) = whole[start..end].iter().rposition(|&b| b != 0) {
+                return start + i + 1;
+            }
+            end = start;
+        }
+        from
+    }
+
+    /// Marks the file as fully written and flushed (a full, older file found
+    /// at start-up).
+    pub(crate) fn mark_full(&self) {
+        self.wrote.store(self.size, Ordering::Release);
+        self.flushed.store(self.size, Ordering::Release);
+    }
+
+    /// Flushes written bytes when at least `least_pages` pages are dirty (0:
+    /// any dirty byte). Returns the flushed position.
+    pub fn flush(&self, least_pages: usize) -> io::Result<usize> {
+        let wrote = self.wrote_position();
+        let flushed = self.flushed_position();
+        if wrote <= flushed {
+            return Ok(flushed);
+        }
+        let full = wrote >= self.size;
+        if !full && least_pages > 0 && (wrote / OS_PAGE_SIZE).saturating_sub(flushed / OS_PAGE_SIZE) < least_pages {
+            return Ok(flushed);
+        }
+        let start = flushed / OS_PAGE_SIZE * OS_PAGE_SIZE;
+        self.map.flush_range(start, wrote - start)?;
+        self.flushed.fetch_max(wrote, Ordering::AcqRel);
+        Ok(wrote)
+    }
+
+    /// Pre-faults every page for writing so the first append to a page does
+    /// not stall: `MADV_POPULATE_WRITE`, or a zero written to each page on
+    /// kernels without it. Only on an empty file.
+    pub fn warm(&self) {
+        if self.wrote_position() != 0 {
+            return;
+        }
+        if self.map.advise(Advice::PopulateWrite).is_ok() {
+            return;
+        }
+        let _one_writer = self.append_lock.lock();
+        let mut p = 0;
+        while p < self.size {
+            // SAFETY: p < size, inside the mapping; the file is empty (no
+            // reader may read it) and the append lock is held.
+            unsafe { self.map.as_mut_ptr().add(p).write_volatile(0) };
+            p += OS_PAGE_SIZE;
+        }
+    }
+
+    /// Deletes the file. Readers' slices keep the pages mapped until dropped.
+    pub fn delete(&self) -> io::Result<()> {
+        self.deleted.store(true, Ordering::Release);
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+}
+
+/// A range of a mapped file, kept mapped by its `Arc`.
+struct MappedSlice {
+    file: Arc<MappedFile>,
+    pos: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for MappedSlice {
+    fn as_ref(&self) -> &[u8] {
+        // The range was checked against `wrote` when the slice was made and
+        // written bytes never shrink while the file is shared.
+        self.file.read(self.pos, self.len).unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_read_slice_flush_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Arc::new(MappedFile::open(dir.path(), 8192, 8192).unwrap());
+        assert_eq!(f.path().file_name().unwrap(), "00000000000000008192");
+        assert!(f.append(b"hello"));
+        assert!(f.append(b" world"));
+        assert_eq!(f.read(0, 11), Some(&b"hello world"[..]));
+        assert_eq!(f.read(6, 6), None, "beyond what was written");
+        let s = f.slice(6, 5).unwrap();
+        assert_eq!(&s[..], b"world");
+        assert!(!f.append(&vec![1u8; 8192]), "does not fit");
+        assert_eq!(f.flush(0).unwrap(), 11);
+        drop(f);
+        let g = MappedFile::open(dir.path(), 8192, 8192).unwrap();
+        assert_eq!(&g.read_whole()[..11], b"hello world", "bytes are on disk");
+        g.reset_to(5);
+        assert_eq!(&g.read_whole()[..11], b"hello\0\0\0\0\0\0", "the tail past the reset is zeroed");
+        assert!(MappedFile::open(dir.path(), 8192, 4096).is_err(), "a larger file than configured is refused");
+    }
+
+    #[test]
+    fn slices_outlive_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Arc::new(MappedFile::open(dir.path(), 0, 4096).unwrap());
+        f.warm();
+        assert!(f.append(b"kept"));
+        let s = f.slice(0, 4).unwrap();
+        f.delete().unwrap();
+        drop(f);
+        assert_eq!(&s[..], b"kept");
+    }
+}

@@ -1,0 +1,371 @@
+//! `MappedFileQueue`: the ordered files of one log (the CommitLog, or one
+//! ConsumeQueue), and `AllocateMappedFileService`, which creates and
+//! pre-faults the next CommitLog file before a writer needs it.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::common::ServiceThread;
+use crate::common::thread;
+use crate::store::mapped_file::MappedFile;
+
+/// Creates files in the background (RocketMQ: AllocateMappedFileService).
+pub struct AllocateMappedFileService {
+    shared: Arc<AllocShared>,
+    service: ServiceThread,
+}
+
+#[derive(Default)]
+struct AllocShared {
+    /// Requested (None) or ready (Some) files by path.
+    files: Mutex<HashMap<PathBuf, Option<io::Result<Arc<MappedFile>>>>>,
+    requests: Mutex<Vec<(PathBuf, i64, usize)>>,
+    done: Condvar,
+    warm: bool,
+}
+
+impl AllocateMappedFileService {
+    pub fn start(warm: bool) -> io::Result<Self> {
+        let shared = Arc::new(AllocShared { warm, ..Default::default() });
+        let s = shared.clone();
+        let service = ServiceThread::start("AllocateMappedFileService", "store", move |ctx| {
+            while !ctx.is_stopped() {
+                thread::doing("waiting for file requests");
+                ctx.wait_for_running(Duration::from_secs(1));
+                let requests: Vec<_> = std::mem::take(&mut *s.requests.lock());
+                for (path, from, size) in requests {
+                    thread::doing("creating and pre-faulting a file");
+                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                    let made = MappedFile::open(&dir, from, size).map(|f| {
+                        if s.warm {
+                            f.warm();
+                        }
+                        Arc::new(f)
+                    });
+                    s.files.lock().insert(path, Some(made));
+                    s.done.notify_all();
+                }
+            }
+        })?;
+        Ok(AllocateMappedFileService { shared, service })
+    }
+
+    /// Asks for a file to be made in the background.
+    pub fn request(&self, dir: &Path, from: i64, size: usize) {
+        let path = dir.join(crate::store::mapped_file::file_name(from));
+        let mut files = self.shared.files.lock();
+        if files.contains_key(&path) {
+            return;
+        }
+        files.insert(path.clone(), None);
+        drop(files);
+        self.shared.requests.lock().push((path, from, size));
+        self.service.wakeup();
+    }
+
+    /// The file, made in the background if it was requested (waiting for it
+    /// to be ready), else made now.
+    pub fn take(&self, dir: &Path, from: i64, size: usize) -> io::Result<Arc<MappedFile>> {
+        let path = dir.join(crate::store::mapped_file::file_name(from));
+        let mut files = self.shared.files.lock();
+        loop {
+            match files.get(&path) {
+                None => {
+                    drop(files);
+                    return MappedFile::open(dir, from, size).map(Arc::new);
+                }
+                Some(None) => {
+                    self.service.wakeup();
+                    self.shared.done.wait_for(&mut files, Duration::from_millis(100));
+                }
+                Some(Some(_)) => {
+                    let made = files.remove(&path).flatten();
+                    return made.unwrap_or_else(|| MappedFile::open(dir, from, size).map(Arc::new));
+                }
+            }
+        }
+    }
+
+    pub fn shutdown(&self) {
+        self.service.shutdown();
+    }
+}
+
+/// The files of one log, ordered by offset.
+pub struct MappedFileQueue {
+    dir: PathBuf,
+    file_size: usize,
+    files: RwLock<Vec<Arc<MappedFile>>>,
+    /// The log offset up to which bytes are flushed.
+    flushed_where: AtomicI64,
+    allocator: Option<Arc<AllocateMappedFileService>>,
+}
+
+impl MappedFileQueue {
+    pub fn new(dir: PathBuf, file_size: usize, allocator: Option<Arc<AllocateMappedFileService>>) -> Self {
+        MappedFileQueue { dir, file_size, files: RwLock::new(Vec::new()), flushed_where: AtomicI64::new(0), allocator }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn file_size(&self) -> usize {
+        self.file_size
+    }
+
+    /// Maps the files on disk (all marked full; recovery then sets the real
+    /// end). Files of the wrong size or name are an error naming them.
+    pub fn load(&self) -> io::Result<()> {
+        let mut found: Vec<(i64, PathBuf)> = Vec::new();
+        match std::fs::read_dir(&self.dir) {
+            Ok(entries) => {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    let Ok(off) = name.parse::<i64>() else {
+                        log::warn!("ignoring {} in {}", name, self.dir.display());
+                        continue;
+                    };
+                    if name.len() != 20 {
+                        log::warn!("ignoring {} in {}", name, self.dir.display());
+                        continue;
+                    }
+                    let len = e.metadata()?.len();
+                    if len != self.file_size as u64 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "{} is {len} bytes but files here are {} bytes (was the file size setting changed?)",
+                                e.path().display(),
+                                self.file_size
+                            ),
+                        ));
+                    }
+                    found.push((off, e.path()));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        found.sort();
+        let mut files = Vec::new();
+        for (off, _) in found {
+            let f = MappedFile::open(&self.dir, off, self.file_size)?;
+            f.mark_full();
+            files.push(Arc::new(f));
+        }
+        *self.files.write() = files;
+        Ok(())
+    }
+
+    pub fn files(&self) -> Vec<Arc<MappedFile>> {
+        self.files.read().clone()
+    }
+    pub fn first(&self) -> Option<Arc<MappedFile>> {
+        self.files.read().first().cloned()
+    }
+    pub fn last(&self) -> Option<Arc<MappedFile>> {
+        self.files.read().last().cloned()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.files.read().is_empty()
+    }
+
+    /// The file to append to: the last one unless it is full (or there is
+    /// none), then a new one starting at `start_offset` (first file) or
+    /// right after the last one.
+    pub fn last_for_append(&self, start_offset: i64) -> io::Result<Arc<MappedFile>> {
+        if let Some(f) = self.last().filter(|f| !f.is_full()) {
+            return Ok(f);
+        }
+        let mut files = self.files.write();
+        if let Some(f) = files.last().filter(|f| !f.is_full()) {
+            return Ok(f.clone());
+        }
+        let from = match files.last() {
+            Some(l) => l.from_offset() + self.file_size as i64,
+            None => start_offset - start_offset.rem_euclid(self.file_size as i64),
+        };
+        let f = match &self.allocator {
+            Some(a) => {
+                let f = a.take(&self.dir, from, self.file_size)?;
+                a.request(&self.dir, from + self.file_size as i64, self.file_size);
+                f
+            }
+            None => Arc::new(MappedFile::open(&self.dir, from, self.file_size)?),
+        };
+        if files.is_empty() && from > 0 {
+            self.flushed_where.store(from, Ordering::Release);
+        }
+        files.push(f.clone());
+        Ok(f)
+    }
+
+    /// The file holding log offset `offset`.
+    pub fn find(&self, offset: i64) -> Option<Arc<MappedFile>> {
+        let files = self.files.read();
+        let first = files.first()?;
+        if offset < first.from_offset() {
+            return None;
+        }
+        let idx = ((offset - first.from_offset()) / self.file_size as i64) as usize;
+        let f = files.get(idx)?;
+        (offset >= f.from_offset() && offset < f.from_offset() + self.file_size as i64).then(|| f.clone())
+    }
+
+    /// The first offset still stored.
+    pub fn min_offset(&self) -> i64 {
+        self.first().map_or(0, |f| f.from_offset())
+    }
+
+    /// The offset after the last written byte.
+    pub fn max_offset(&self) -> i64 {
+        self.last().map_or(0, |f| f.from_offset() + f.wrote_position() as i64)
+    }
+
+    pub fn flushed_where(&self) -> i64 {
+        self.flushed_where.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_flushed_where(&self, v: i64) {
+        self.flushed_where.store(v, Ordering::Release);
+    }
+
+    /// Flushes the file holding the flush position (RocketMQ flushes one
+    /// file per call and catches up on the next). True when something new
+    /// reached the disk.
+    pub fn flush(&self, least_pages: usize) -> io::Result<bool> {
+        let at = self.flushed_where();
+        let Some(f) = self.find(at).or_else(|| if at == 0 { self.first() } else { None }) else {
+            return Ok(false);
+        };
+        let pos = f.flush(least_pages)?;
+        let now = f.from_offset() + pos as i64;
+        if now > at {
+            self.flushed_where.store(now, Ordering::Release);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Flushes until everything written is on disk.
+    pub fn flush_all(&self) -> io::Result<()> {
+        while self.flushed_where() < self.max_offset() {
+            if !self.flush(0)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops everything past `offset`: later files are deleted, the one
+    /// holding it is cut there (recovery).
+    pub fn truncate_from(&self, offset: i64) -> io::Result<()> {
+        let mut files = self.files.write();
+        let mut keep = Vec::new();
+        for f in files.drain(..) {
+            let end = f.from_offset() + self.file_size as i64;
+            if end <= offset {
+                keep.push(f);
+            } else if f.from_offset() <= offset && offset < end {
+                f.reset_to((offset - f.from_offset()) as usize);
+                keep.push(f);
+            } else {
+                f.delete()?;
+            }
+        }
+        *files = keep;
+        if self.flushed_where() > offset {
+            self.flushed_where.store(offset, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Deletes every file (a ConsumeQueue being rebuilt or removed).
+    pub fn destroy(&self) -> io::Result<()> {
+        for f in self.files.write().drain(..) {
+            f.delete()?;
+        }
+        self.flushed_where.store(0, Ordering::Release);
+        let _ = std::fs::remove_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Deletes leading files while `expired(file)` holds, never the last
+    /// one, at most `max` of them, pausing `pause` between deletions.
+    pub fn delete_leading(
+        &self,
+        max: usize,
+        pause: Duration,
+        mut expired: impl FnMut(&MappedFile) -> bool,
+    ) -> io::Result<usize> {
+        let mut deleted = 0;
+        while deleted < max {
+            let victim = {
+                let files = self.files.read();
+                match files.first() {
+                    Some(f) if files.len() > 1 && expired(f) => f.clone(),
+                    _ => break,
+                }
+            };
+            victim.delete()?;
+            self.files.write().retain(|f| !Arc::ptr_eq(f, &victim));
+            log::info!("deleted {}", victim.path().display());
+            deleted += 1;
+            if deleted < max && !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolls_finds_truncates_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = MappedFileQueue::new(dir.path().to_path_buf(), 1024, None);
+        for i in 0..5u8 {
+            let f = q.last_for_append(0).unwrap();
+            assert!(f.append_and_fill(&[i; 8]));
+        }
+        assert_eq!(q.files().len(), 5);
+        assert_eq!(q.max_offset(), 5 * 1024);
+        assert_eq!(q.find(2048 + 7).unwrap().from_offset(), 2048);
+        assert!(q.find(5 * 1024).is_none());
+        q.flush_all().unwrap();
+        assert_eq!(q.flushed_where(), 5 * 1024);
+        q.truncate_from(2048 + 4).unwrap();
+        assert_eq!(q.files().len(), 3);
+        assert_eq!(q.max_offset(), 2048 + 4);
+        let q2 = MappedFileQueue::new(dir.path().to_path_buf(), 1024, None);
+        q2.load().unwrap();
+        assert_eq!(q2.files().len(), 3);
+        let deleted = q2.delete_leading(10, Duration::ZERO, |f| f.from_offset() < 2048).unwrap();
+        assert_eq!(deleted, 2);
+        assert_eq!(q2.min_offset(), 2048);
+        let wrong = MappedFileQueue::new(dir.path().to_path_buf(), 512, None);
+        assert!(wrong.load().is_err(), "a file of another size is refused with an error");
+    }
+
+    #[test]
+    fn the_allocator_prepares_the_next_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let alloc = Arc::new(AllocateMappedFileService::start(true).unwrap());
+        let q = MappedFileQueue::new(dir.path().to_path_buf(), 4096, Some(alloc.clone()));
+        let f = q.last_for_append(0).unwrap();
+        assert!(f.append_and_fill(b"x"));
+        let next = dir.path().join(crate::store::mapped_file::file_name(4096));
+        assert!(crate::common::wait::until(Duration::from_secs(5), || next.exists()), "pre-created in the background");
+        assert_eq!(q.last_for_append(0).unwrap().from_offset(), 4096);
+        alloc.shutdown();
+    }
+}
