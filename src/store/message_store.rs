@@ -1,0 +1,895 @@
+//! `MessageStore` (RocketMQ: DefaultMessageStore): the facade the broker
+//! uses. It owns the CommitLog, the ConsumeQueues, the checkpoint, and the
+//! store's threads: `AllocateMappedFileService`, `ReputMessageService`,
+//! `FlushRealTimeService` or `GroupCommitService`, `FlushConsumeQueueService`
+//! and `StoreScheduledThread` (file cleaning).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::common::message::{self, MessageExt, MessageToStore, Properties};
+use crate::common::time::now_millis;
+use crate::common::wait::{Deadline, OneShot};
+use crate::common::{ScheduledExecutor, ServiceThread, thread};
+use crate::store::checkpoint::Checkpoint;
+use crate::store::commit_log::{AppendError, Appended, CommitLog, takes_queue_offset};
+use crate::store::config::{FlushDiskType, StoreConfig};
+use crate::store::consume_queue::{CQ_STORE_UNIT_SIZE, ConsumeQueue, CqUnit};
+use crate::store::mapped_file_queue::AllocateMappedFileService;
+
+/// The topic delayed messages wait in; its ConsumeQueue units carry the
+/// delivery time as tags code.
+pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+
+/// Told about every message as soon as it is indexed (RocketMQ:
+/// MessageArrivingListener); long polling hangs on this.
+pub trait MessageArrivingListener: Send + Sync + 'static {
+    /// `next_offset` is the message's queue offset + 1.
+    fn arriving(&self, topic: &str, queue_id: i32, next_offset: i64, tags_code: i64, store_timestamp: i64);
+}
+
+/// Chooses messages while reading a queue (RocketMQ: MessageFilter).
+pub trait MessageFilter {
+    /// By the tags code in the ConsumeQueue unit.
+    fn is_matched_by_consume_queue(&self, tags_code: i64) -> bool;
+    /// By the stored record (for filters needing properties).
+    fn is_matched_by_commit_log(&self, _record: &[u8]) -> bool {
+        true
+    }
+}
+
+/// RocketMQ: PutMessageStatus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMessageStatus {
+    PutOk,
+    FlushDiskTimeout,
+    ServiceNotAvailable,
+    CreateMappedFileFailed,
+    MessageIllegal,
+    UnknownError,
+}
+
+#[derive(Debug, Clone)]
+pub struct PutMessageResult {
+    pub status: PutMessageStatus,
+    pub appended: Option<Appended>,
+    /// Why, when not PutOk.
+    pub remark: Option<String>,
+}
+
+impl PutMessageResult {
+    fn failed(status: PutMessageStatus, remark: String) -> Self {
+        PutMessageResult { status, appended: None, remark: Some(remark) }
+    }
+    pub fn is_ok(&self) -> bool {
+        self.status == PutMessageStatus::PutOk
+    }
+}
+
+/// RocketMQ: GetMessageStatus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetMessageStatus {
+    Found,
+    NoMatchedMessage,
+    MessageWasRemoving,
+    OffsetFoundNull,
+    OffsetOverflowBadly,
+    OffsetOverflowOne,
+    OffsetTooSmall,
+    NoMatchedLogicQueue,
+    NoMessageInQueue,
+}
+
+/// RocketMQ: GetMessageResult. `messages` are slices of the mapped files.
+#[derive(Debug, Clone)]
+pub struct GetMessageResult {
+    pub status: GetMessageStatus,
+    pub next_begin_offset: i64,
+    pub min_offset: i64,
+    pub max_offset: i64,
+    pub messages: Vec<Bytes>,
+    pub queue_offsets: Vec<i64>,
+    pub buffer_total_size: usize,
+    pub suggest_pulling_from_slave: bool,
+}
+
+impl GetMessageResult {
+    fn empty(status: GetMessageStatus, next: i64, min: i64, max: i64) -> Self {
+        GetMessageResult {
+            status,
+            next_begin_offset: next,
+            min_offset: min,
+            max_offset: max,
+            messages: Vec::new(),
+            queue_offsets: Vec::new(),
+            buffer_total_size: 0,
+            suggest_pulling_from_slave: false,
+        }
+    }
+    pub fn message_count(&self) -> usize {
+        self.messages.len()
+    }
+}
+
+type QueueTable = HashMap<String, HashMap<i32, Arc<ConsumeQueue>>>;
+
+struct Inner {
+    config: StoreConfig,
+    commit_log: CommitLog,
+    queues: RwLock<QueueTable>,
+    checkpoint: Checkpoint,
+    listener: RwLock<Option<Arc<dyn MessageArrivingListener>>>,
+    /// The CommitLog offset up to which messages are indexed.
+    reput_from: AtomicI64,
+    delay_levels: Vec<Duration>,
+    /// accessMessageInMemoryMaxRatio of the machine's memory: messages
+    /// further behind the end than this are "on disk".
+    memory_window: i64,
+    /// Sync-flush requests: (offset that must be flushed, who waits).
+    group_commit: Mutex<Vec<(i64, Arc<OneShot<bool>>)>>,
+    shutting_down: AtomicBool,
+}
+
+/// The store and its threads. Dropping it shuts it down.
+pub struct MessageStore {
+    inner: Arc<Inner>,
+    allocator: Arc<AllocateMappedFileService>,
+    reput: ServiceThread,
+    flush_commit_log: ServiceThread,
+    flush_consume_queue: ServiceThread,
+    scheduled: ScheduledExecutor,
+    closed: AtomicBool,
+}
+
+impl MessageStore {
+    /// Opens the store at `config.store_path_root_dir`, recovering from a
+    /// crash when the `abort` file shows the last run did not stop cleanly.
+    pub fn open(config: StoreConfig) -> io::Result<Self> {
+        std::fs::create_dir_all(&config.store_path_root_dir)?;
+        let delay_levels = config
+            .delay_levels()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("messageDelayLevel: {e}")))?;
+        let allocator = Arc::new(AllocateMappedFileService::start(config.warm_mapped_file_enable)?);
+        let commit_log = CommitLog::new(
+            config.commit_log_dir(),
+            config.mapped_file_size_commit_log,
+            config.max_message_size,
+            Some(allocator.clone()),
+        );
+        let checkpoint = Checkpoint::open(&config.checkpoint_path())?;
+        let memory_window =
+            (total_physical_memory() as f64 * config.access_message_in_memory_max_ratio as f64 / 100.0) as i64;
+        let inner = Arc::new(Inner {
+            config,
+            commit_log,
+            queues: RwLock::new(HashMap::new()),
+            checkpoint,
+            listener: RwLock::new(None),
+            reput_from: AtomicI64::new(0),
+            delay_levels,
+            memory_window,
+            group_commit: Mutex::new(Vec::new()),
+            shutting_down: AtomicBool::new(false),
+        });
+        inner.recover()?;
+        std::fs::write(inner.config.abort_path(), b"")?;
+
+        let r = inner.clone();
+        let reput = ServiceThread::start("ReputMessageService", "store", move |ctx| {
+            while !ctx.is_stopped() {
+                thread::doing("waiting for new CommitLog entries");
+                ctx.wait_for_running(Duration::from_millis(100));
+                thread::doing("indexing new CommitLog entries");
+                r.do_reput();
+            }
+            r.do_reput();
+        })?;
+        let f = inner.clone();
+        let flush_commit_log = match inner.config.flush_disk_type {
+            FlushDiskType::AsyncFlush => {
+                ServiceThread::start("FlushRealTimeService", "store", move |ctx| f.run_flush_real_time(ctx))?
+            }
+            FlushDiskType::SyncFlush => {
+                ServiceThread::start("GroupCommitService", "store", move |ctx| f.run_group_commit(ctx))?
+            }
+        };
+        let q = inner.clone();
+        let flush_consume_queue =
+            ServiceThread::start("FlushConsumeQueueService", "store", move |ctx| q.run_flush_consume_queue(ctx))?;
+        let scheduled = ScheduledExecutor::new("StoreScheduledThread", "store")?;
+        let c = inner.clone();
+        let interval = inner.config.clean_resource_interval;
+        scheduled.schedule_at_fixed_rate(Duration::from_secs(60).min(interval), interval, move || {
+            if let Err(e) = c.clean_files(false) {
+                log::error!("cleaning expired files failed: {e}");
+            }
+        });
+        log::info!(
+            "message store open at {}: CommitLog {}..{}",
+            inner.config.store_path_root_dir.display(),
+            inner.commit_log.min_offset(),
+            inner.commit_log.max_offset()
+        );
+        Ok(MessageStore {
+            inner,
+            allocator,
+            reput,
+            flush_commit_log,
+            flush_consume_queue,
+            scheduled,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Registers the listener told about each indexed message.
+    pub fn set_arriving_listener(&self, l: Arc<dyn MessageArrivingListener>) {
+        *self.inner.listener.write() = Some(l);
+    }
+
+    /// Appends one message; under SYNC_FLUSH returns once it is on disk
+    /// (FLUSH_DISK_TIMEOUT after `syncFlushTimeout`) unless `wait_store_ok`
+    /// is false (the message's WAIT property).
+    pub fn put_message(&self, msg: &MessageToStore, wait_store_ok: bool) -> PutMessageResult {
+        self.put(std::slice::from_ref(msg), wait_store_ok)
+    }
+
+    /// Appends messages of one topic and queue together (a batch send).
+    pub fn put_messages(&self, msgs: &[MessageToStore], wait_store_ok: bool) -> PutMessageResult {
+        self.put(msgs, wait_store_ok)
+    }
+
+    fn put(&self, msgs: &[MessageToStore], wait_store_ok: bool) -> PutMessageResult {
+        if self.inner.shutting_down.load(Ordering::Acquire) {
+            return PutMessageResult::failed(
+                PutMessageStatus::ServiceNotAvailable,
+                "the store is shutting down".into(),
+            );
+        }
+        for m in msgs {
+            if m.body.len() > self.inner.config.max_message_size {
+                return PutMessageResult::failed(
+                    PutMessageStatus::MessageIllegal,
+                    format!(
+                        "body of {} bytes exceeds maxMessageSize {}",
+                        m.body.len(),
+                        self.inner.config.max_message_size
+                    ),
+                );
+            }
+        }
+        let appended = match self.inner.commit_log.put_batch(msgs) {
+            Ok(a) => a,
+            Err(AppendError::MessageIllegal(m)) => {
+                return PutMessageResult::failed(PutMessageStatus::MessageIllegal, m);
+            }
+            Err(AppendError::CreateMappedFileFailed(m)) => {
+                return PutMessageResult::failed(PutMessageStatus::CreateMappedFileFailed, m);
+            }
+        };
+        self.reput.wakeup();
+        let mut status = PutMessageStatus::PutOk;
+        match self.inner.config.flush_disk_type {
+            FlushDiskType::SyncFlush => {
+                let slot = Arc::new(OneShot::new());
+                self.inner.group_commit.lock().push((appended.end_offset(), slot.clone()));
+                self.flush_commit_log.wakeup();
+                if wait_store_ok && slot.wait(Deadline::after(self.inner.config.sync_flush_timeout)) != Some(true) {
+                    log::warn!("sync flush of offset {} did not finish in time", appended.end_offset());
+                    status = PutMessageStatus::FlushDiskTimeout;
+                }
+            }
+            FlushDiskType::AsyncFlush => {}
+        }
+        PutMessageResult { status, appended: Some(appended), remark: None }
+    }
+
+    /// Reads up to `max_msg_nums` messages of a queue from `offset`, as
+    /// RocketMQ's getMessage does (statuses, next-offset correction, limits).
+    pub fn get_message(
+        &self,
+        _group: &str,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_msg_nums: usize,
+        filter: Option<&dyn MessageFilter>,
+    ) -> GetMessageResult {
+        let inner = &self.inner;
+        let max_phy = inner.commit_log.max_offset();
+        let Some(cq) = inner.consume_queue(topic, queue_id) else {
+            return GetMessageResult::empty(GetMessageStatus::NoMatchedLogicQueue, 0, 0, 0);
+        };
+        let min = cq.min_offset_in_queue();
+        let max = cq.max_offset_in_queue();
+        if max == 0 {
+            return GetMessageResult::empty(GetMessageStatus::NoMessageInQueue, 0, min, max);
+        }
+        if offset < min {
+            return GetMessageResult::empty(GetMessageStatus::OffsetTooSmall, min, min, max);
+        }
+        if offset == max {
+            return GetMessageResult::empty(GetMessageStatus::OffsetOverflowOne, offset, min, max);
+        }
+        if offset > max {
+            let next = if min == 0 { min } else { max };
+            return GetMessageResult::empty(GetMessageStatus::OffsetOverflowBadly, next, min, max);
+        }
+        let Some((file, start, len)) = cq.units_from(offset) else {
+            return GetMessageResult::empty(GetMessageStatus::OffsetFoundNull, cq.roll_next_file(offset), min, max);
+        };
+        let units = file.read(start, len).unwrap_or(&[]);
+        let mut result = GetMessageResult::empty(GetMessageStatus::NoMatchedMessage, offset, min, max);
+        let mut next_phy_file_start = i64::MIN;
+        let mut max_phy_pulling = 0;
+        let max_filter_count = 16000.max(max_msg_nums * 20) * CQ_STORE_UNIT_SIZE;
+        let mut i = 0;
+        while i < units.len() && i < max_filter_count {
+            let Some(unit) = CqUnit::decode(&units[i..]) else { break };
+            let logic = offset + (i / CQ_STORE_UNIT_SIZE) as i64;
+            i += CQ_STORE_UNIT_SIZE;
+            max_phy_pulling = unit.commit_log_offset;
+            if next_phy_file_start != i64::MIN && unit.commit_log_offset < next_phy_file_start {
+                continue;
+            }
+            let in_disk = max_phy - unit.commit_log_offset > inner.memory_window;
+            if self.batch_full(unit.size.max(0) as usize, max_msg_nums, &result, in_disk) {
+                i -= CQ_STORE_UNIT_SIZE;
+                break;
+            }
+            if let Some(f) = filter
+                && !f.is_matched_by_consume_queue(unit.tags_code)
+            {
+                continue;
+            }
+            let Some(record) =
+                (unit.size > 0).then(|| inner.commit_log.slice(unit.commit_log_offset, unit.size as usize)).flatten()
+            else {
+                if result.messages.is_empty() {
+                    result.status = GetMessageStatus::MessageWasRemoving;
+                }
+                next_phy_file_start = inner.commit_log.roll_next_file(unit.commit_log_offset);
+                continue;
+            };
+            if let Some(f) = filter
+                && !f.is_matched_by_commit_log(&record)
+            {
+                continue;
+            }
+            result.buffer_total_size += record.len();
+            result.messages.push(record);
+            result.queue_offsets.push(logic);
+            result.status = GetMessageStatus::Found;
+            next_phy_file_start = i64::MIN;
+        }
+        result.next_begin_offset = offset + (i / CQ_STORE_UNIT_SIZE) as i64;
+        result.suggest_pulling_from_slave = max_phy - max_phy_pulling > inner.memory_window;
+        result
+    }
+
+    /// RocketMQ: isTheBatchFull.
+    fn batch_full(&self, size: usize, max_msg_nums: usize, r: &GetMessageResult, in_disk: bool) -> bool {
+        let c = &self.inner.config;
+        let (count, bytes) = (r.messages.len(), r.buffer_total_size);
+        if count == 0 || bytes == 0 {
+            return false;
+        }
+        if max_msg_nums <= count {
+            return true;
+        }
+        if in_disk {
+            bytes + size > c.max_transfer_bytes_on_message_in_disk
+                || count > c.max_transfer_count_on_message_in_disk - 1
+        } else {
+            bytes + size > c.max_transfer_bytes_on_message_in_memory
+                || count > c.max_transfer_count_on_message_in_memory - 1
+        }
+    }
+
+    /// The queue offset the next message of the queue will get (0 if none).
+    pub fn max_offset_in_queue(&self, topic: &str, queue_id: i32) -> i64 {
+        self.inner.consume_queue(topic, queue_id).map_or(0, |q| q.max_offset_in_queue())
+    }
+
+    pub fn min_offset_in_queue(&self, topic: &str, queue_id: i32) -> i64 {
+        self.inner.consume_queue(topic, queue_id).map_or(0, |q| q.min_offset_in_queue())
+    }
+
+    /// The CommitLog offset of the message at a queue offset.
+    pub fn commit_log_offset_in_queue(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64> {
+        let u = self.inner.consume_queue(topic, queue_id)?.unit(offset)?;
+        (u.size > 0 && u.size != i32::MAX).then_some(u.commit_log_offset)
+    }
+
+    /// The store time of the message at a queue offset.
+    pub fn message_store_timestamp(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64> {
+        let u = self.inner.consume_queue(topic, queue_id)?.unit(offset)?;
+        self.inner.store_time(u.commit_log_offset, u.size)
+    }
+
+    /// The store time of the first message still in the queue.
+    pub fn earliest_message_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
+        let min = self.min_offset_in_queue(topic, queue_id);
+        self.message_store_timestamp(topic, queue_id, min)
+    }
+
+    /// The first queue offset whose message was stored at or after `timestamp`.
+    pub fn offset_in_queue_by_time(&self, topic: &str, queue_id: i32, timestamp: i64) -> i64 {
+        match self.inner.consume_queue(topic, queue_id) {
+            Some(q) => q.offset_by_time(timestamp, |off, size| self.inner.store_time(off, size)),
+            None => 0,
+        }
+    }
+
+    /// The message at a CommitLog offset, decoded (VIEW_MESSAGE_BY_ID).
+    pub fn look_message_by_offset(&self, commit_log_offset: i64) -> Option<MessageExt> {
+        let rec = self.inner.commit_log.record_at(commit_log_offset)?;
+        message::decode(&rec, true, false).ok()
+    }
+
+    /// The stored bytes of the message at a CommitLog offset.
+    pub fn select_one_message_by_offset(&self, commit_log_offset: i64) -> Option<Bytes> {
+        self.inner.commit_log.record_at(commit_log_offset)
+    }
+
+    pub fn max_phy_offset(&self) -> i64 {
+        self.inner.commit_log.max_offset()
+    }
+    pub fn min_phy_offset(&self) -> i64 {
+        self.inner.commit_log.min_offset()
+    }
+    /// Bytes appended but not yet indexed.
+    pub fn dispatch_behind_bytes(&self) -> i64 {
+        self.inner.commit_log.max_offset() - self.inner.reput_from.load(Ordering::Acquire)
+    }
+
+    /// Every (topic, queue ids) that has a ConsumeQueue.
+    pub fn queues(&self) -> Vec<(String, Vec<i32>)> {
+        self.inner.queues.read().iter().map(|(t, m)| (t.clone(), m.keys().copied().collect())).collect()
+    }
+
+    /// Drops a topic's ConsumeQueues (its CommitLog records age out as usual).
+    pub fn delete_topic(&self, topic: &str) -> io::Result<()> {
+        let removed = self.inner.queues.write().remove(topic);
+        if let Some(m) = removed {
+            for (qid, q) in m {
+                q.destroy()?;
+                self.inner.commit_log.remove_queue_offset(topic, qid);
+            }
+        }
+        let _ = std::fs::remove_dir(self.inner.config.consume_queue_dir().join(topic));
+        Ok(())
+    }
+
+    /// Runs one round of file cleaning now; `force` ignores `deleteWhen`
+    /// and the disk ratio (RocketMQ: executeDeleteFilesManually). Returns
+    /// the CommitLog files deleted.
+    pub fn clean_expired_files(&self, force: bool) -> io::Result<usize> {
+        self.inner.clean_files(force)
+    }
+
+    /// Waits until everything appended so far is indexed (tests, shutdown).
+    pub fn wait_dispatched(&self, timeout: Duration) -> bool {
+        crate::common::wait::until(timeout, || self.dispatch_behind_bytes() <= 0)
+    }
+
+    /// Flushes everything, stops the threads, removes the `abort` file.
+    pub fn shutdown(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.shutting_down.store(true, Ordering::Release);
+        self.scheduled.shutdown();
+        self.reput.shutdown();
+        self.flush_commit_log.shutdown();
+        self.flush_consume_queue.shutdown();
+        self.allocator.shutdown();
+        let ok = self.inner.flush_everything().is_ok();
+        if ok && self.inner.commit_log.flushed_where() >= self.inner.commit_log.max_offset() {
+            let _ = std::fs::remove_file(self.inner.config.abort_path());
+            log::info!("message store shut down cleanly");
+        } else {
+            log::error!("message store could not flush everything; the next start recovers");
+        }
+    }
+}
+
+impl Drop for MessageStore {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Inner {
+    fn consume_queue(&self, topic: &str, queue_id: i32) -> Option<Arc<ConsumeQueue>> {
+        self.queues.read().get(topic)?.get(&queue_id).cloned()
+    }
+
+    fn find_or_create_queue(&self, topic: &str, queue_id: i32) -> Arc<ConsumeQueue> {
+        if let Some(q) = self.consume_queue(topic, queue_id) {
+            return q;
+        }
+        let mut t = self.queues.write();
+        t.entry(topic.to_string())
+            .or_default()
+            .entry(queue_id)
+            .or_insert_with(|| {
+                Arc::new(ConsumeQueue::new(
+                    &self.config.consume_queue_dir(),
+                    topic,
+                    queue_id,
+                    self.config.mapped_file_size_consume_queue,
+                ))
+            })
+            .clone()
+    }
+
+    fn store_time(&self, commit_log_offset: i64, size: i32) -> Option<i64> {
+        if size <= 0 || size == i32::MAX {
+            return None;
+        }
+        let rec = self.commit_log.slice(commit_log_offset, size as usize)?;
+        message::decode(&rec, false, false).ok().map(|m| m.store_timestamp)
+    }
+
+    // ---- recovery ----
+
+    fn recover(&self) -> io::Result<()> {
+        let abnormal = self.config.abort_path().exists();
+        self.commit_log.queue().load()?;
+        self.load_consume_queues()?;
+        let scan_from = if abnormal {
+            log::warn!("the last run did not stop cleanly: recovering from the checkpoint");
+            self.abnormal_recovery_start()
+        } else {
+            self.commit_log.queue().last().map_or(0, |f| f.from_offset())
+        };
+        let end = self.scan_valid_end(scan_from);
+        self.commit_log.queue().truncate_from(end)?;
+        self.commit_log.queue().set_flushed_where(end);
+        let min = self.commit_log.min_offset();
+        let queues: Vec<Arc<ConsumeQueue>> = self.queues.read().values().flat_map(|m| m.values().cloned()).collect();
+        let mut reput_from = if queues.is_empty() { min } else { 0 };
+        for q in &queues {
+            q.truncate_dirty(end)?;
+            q.correct_min_offset(min);
+            reput_from = reput_from.max(q.max_physic_offset());
+        }
+        if abnormal {
+            reput_from = reput_from.min(scan_from);
+        }
+        self.reput_from.store(reput_from.clamp(min, end), Ordering::Release);
+        self.do_reput();
+        let mut table = HashMap::new();
+        for (topic, m) in self.queues.read().iter() {
+            for (qid, q) in m {
+                table.insert(CommitLog::queue_key(topic, *qid), q.max_offset_in_queue());
+            }
+        }
+        self.commit_log.set_queue_offsets(table);
+        Ok(())
+    }
+
+    fn load_consume_queues(&self) -> io::Result<()> {
+        let root = self.config.consume_queue_dir();
+        let Ok(topics) = std::fs::read_dir(&root) else { return Ok(()) };
+        for t in topics.flatten() {
+            let topic = t.file_name().to_string_lossy().to_string();
+            let Ok(qids) = std::fs::read_dir(t.path()) else { continue };
+            for q in qids.flatten() {
+                let Ok(qid) = q.file_name().to_string_lossy().parse::<i32>() else { continue };
+                let cq = self.find_or_create_queue(&topic, qid);
+                cq.load()?;
+                cq.recover();
+            }
+        }
+        Ok(())
+    }
+
+    /// The start of the newest file whose first message is older than the
+    /// checkpoint's flushed time (RocketMQ: isMappedFileMatchedRecover).
+    fn abnormal_recovery_start(&self) -> i64 {
+        let min_ts = self.checkpoint.min_timestamp();
+        let files = self.commit_log.queue().files();
+        for f in files.iter().rev() {
+            let first = message::decode(f.read_whole(), false, false);
+            if let Ok(m) = first
+                && m.store_timestamp > 0
+                && m.store_timestamp <= min_ts
+            {
+                return f.from_offset();
+            }
+        }
+        files.first().map_or(0, |f| f.from_offset())
+    }
+
+    /// Walks records from `from` across files while they are whole and
+    /// valid (size, magic, CRC, their own offset); returns where they end.
+    fn scan_valid_end(&self, from: i64) -> i64 {
+        let q = self.commit_log.queue();
+        let mut at = from;
+        let check_crc = self.config.check_crc_on_recover;
+        while let Some(f) = q.find(at) {
+            let whole = f.read_whole();
+            let pos = (at - f.from_offset()) as usize;
+            let rest = &whole[pos..];
+            let Some((size, magic)) = message::record_size(rest) else { break };
+            if magic == message::BLANK_MAGIC_CODE && size as usize == rest.len() {
+                at = f.from_offset() + f.size() as i64;
+                continue;
+            }
+            if size <= 0 || size as usize > rest.len() {
+                break;
+            }
+            match message::decode(&rest[..size as usize], false, check_crc) {
+                Ok(m) if m.commit_log_offset == at => {
+                    f.set_last_store_timestamp(m.store_timestamp);
+                    at += size as i64;
+                }
+                Ok(m) => {
+                    log::warn!("record at {at} says it is at {}: the log ends here", m.commit_log_offset);
+                    break;
+                }
+                Err(e) => {
+                    if size != 0 {
+                        log::warn!("invalid record at CommitLog offset {at} ({e}): the log ends here");
+                    }
+                    break;
+                }
+            }
+        }
+        at
+    }
+
+    // ---- dispatch (ReputMessageService) ----
+
+    /// Indexes every record past `reput_from` into its ConsumeQueue and
+    /// tells the listener at once.
+    fn do_reput(&self) {
+        loop {
+            let at = self.reput_from.load(Ordering::Acquire);
+            if at >= self.commit_log.max_offset() {
+                return;
+            }
+            let Some(f) = self.commit_log.queue().find(at) else {
+                let min = self.commit_log.min_offset();
+                if at < min {
+                    self.reput_from.store(min, Ordering::Release);
+                    continue;
+                }
+                return;
+            };
+            let pos = (at - f.from_offset()) as usize;
+            let Some(head) = f.read(pos, 8) else { return };
+            let Some((size, magic)) = message::record_size(head) else { return };
+            if magic == message::BLANK_MAGIC_CODE {
+                self.reput_from.store(f.from_offset() + f.size() as i64, Ordering::Release);
+                continue;
+            }
+            let record = if size > 8 { f.read(pos, size as usize) } else { None };
+            let decoded = record.map(|r| message::decode(r, false, false));
+            match decoded {
+                Some(Ok(m)) => {
+                    self.dispatch(&m, size);
+                    self.reput_from.store(at + size as i64, Ordering::Release);
+                }
+                _ => {
+                    log::error!("unreadable CommitLog record at {at}; skipping to the next file");
+                    self.reput_from.store(self.commit_log.roll_next_file(at), Ordering::Release);
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, m: &MessageExt, size: i32) {
+        if !takes_queue_offset(m.sys_flag) {
+            return;
+        }
+        let topic = &m.message.topic;
+        let tags_code = self.tags_code(topic, &m.message.properties, m.store_timestamp);
+        let cq = self.find_or_create_queue(topic, m.queue_id);
+        let unit = CqUnit { commit_log_offset: m.commit_log_offset, size, tags_code };
+        if let Err(e) = cq.put(m.queue_offset, unit) {
+            log::error!("cannot index {topic}-{} offset {}: {e}", m.queue_id, m.queue_offset);
+            return;
+        }
+        let listener = self.listener.read().clone();
+        if let Some(l) = listener {
+            l.arriving(topic, m.queue_id, m.queue_offset + 1, tags_code, m.store_timestamp);
+        }
+    }
+
+    /// The tags hash, or for a delayed message its delivery time.
+    fn tags_code(&self, topic: &str, props: &Properties, store_timestamp: i64) -> i64 {
+        if topic == SCHEDULE_TOPIC
+            && let Some(level) = props.get(message::property::DELAY).and_then(|l| l.trim().parse::<usize>().ok())
+            && level > 0
+            && !self.delay_levels.is_empty()
+        {
+            let d = self.delay_levels[level.min(self.delay_levels.len()) - 1];
+            return store_timestamp + d.as_millis() as i64;
+        }
+        props.get(message::property::TAGS).map_or(0, message::tags_hash)
+    }
+
+    // ---- flushing ----
+
+    /// `FlushRealTimeService`: every flushIntervalCommitLog, flush when at
+    /// least flushCommitLogLeastPages are dirty; everything every
+    /// flushCommitLogThoroughInterval.
+    fn run_flush_real_time(&self, ctx: &crate::common::ServiceContext) {
+        let mut last_thorough = Instant::now();
+        while !ctx.is_stopped() {
+            thread::doing("sleeping until the next flush");
+            ctx.wait_for_running(self.config.flush_interval_commit_log);
+            let mut pages = self.config.flush_commit_log_least_pages;
+            if last_thorough.elapsed() >= self.config.flush_commit_log_thorough_interval {
+                last_thorough = Instant::now();
+                pages = 0;
+            }
+            thread::doing("flushing the CommitLog");
+            self.flush_commit_log(pages);
+        }
+    }
+
+    fn flush_commit_log(&self, least_pages: usize) -> bool {
+        let ts = self.commit_log.queue().last().map_or(0, |f| f.last_store_timestamp());
+        match self.commit_log.flush(least_pages) {
+            Ok(_) => {
+                if ts > 0 && self.commit_log.flushed_where() >= self.commit_log.max_offset() {
+                    self.checkpoint.set_physic_msg_timestamp(ts);
+                }
+                true
+            }
+            Err(e) => {
+                log::error!("CommitLog flush failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// `GroupCommitService`: takes every waiting sync-flush request, flushes
+    /// once for all of them, and answers each.
+    fn run_group_commit(&self, ctx: &crate::common::ServiceContext) {
+        loop {
+            let stopped = ctx.is_stopped();
+            let requests: Vec<(i64, Arc<OneShot<bool>>)> = std::mem::take(&mut *self.group_commit.lock());
+            if !requests.is_empty() {
+                thread::doing("flushing a group of sync puts");
+                let want = requests.iter().map(|(o, _)| *o).max().unwrap_or(0);
+                let ts = self.commit_log.queue().last().map_or(0, |f| f.last_store_timestamp());
+                // A group may end in the next file: flush at most twice.
+                for _ in 0..2 {
+                    if self.commit_log.flushed_where() >= want {
+                        break;
+                    }
+                    if let Err(e) = self.commit_log.flush(0) {
+                        log::error!("CommitLog flush failed: {e}");
+                        break;
+                    }
+                }
+                let flushed = self.commit_log.flushed_where();
+                if ts > 0 && flushed >= want {
+                    self.checkpoint.set_physic_msg_timestamp(ts);
+                }
+                for (offset, slot) in requests {
+                    slot.set(flushed >= offset);
+                }
+                continue;
+            }
+            if stopped {
+                return;
+            }
+            thread::doing("waiting for sync puts");
+            ctx.wait_for_running(Duration::from_millis(10));
+        }
+    }
+
+    /// `FlushConsumeQueueService`: flushes the ConsumeQueues every
+    /// flushIntervalConsumeQueue, then the checkpoint.
+    fn run_flush_consume_queue(&self, ctx: &crate::common::ServiceContext) {
+        let mut last_thorough = Instant::now();
+        while !ctx.is_stopped() {
+            thread::doing("sleeping until the next flush");
+            ctx.wait_for_running(self.config.flush_interval_consume_queue);
+            let mut pages = self.config.flush_consume_queue_least_pages;
+            if last_thorough.elapsed() >= self.config.flush_consume_queue_thorough_interval {
+                last_thorough = Instant::now();
+                pages = 0;
+            }
+            thread::doing("flushing ConsumeQueues");
+            self.flush_consume_queues(pages);
+        }
+    }
+
+    fn flush_consume_queues(&self, least_pages: usize) {
+        let ts = self.last_dispatched_store_time();
+        let queues: Vec<Arc<ConsumeQueue>> = self.queues.read().values().flat_map(|m| m.values().cloned()).collect();
+        let mut all = true;
+        for q in queues {
+            let r = if least_pages == 0 { q.flush_all().map(|_| true) } else { q.flush(least_pages) };
+            if let Err(e) = r {
+                log::error!("ConsumeQueue {}-{} flush failed: {e}", q.topic(), q.queue_id());
+                all = false;
+            }
+        }
+        if all && least_pages == 0 && ts > 0 {
+            self.checkpoint.set_logics_msg_timestamp(ts);
+        }
+        if let Err(e) = self.checkpoint.flush() {
+            log::error!("checkpoint flush failed: {e}");
+        }
+    }
+
+    /// Store time of the last indexed message.
+    fn last_dispatched_store_time(&self) -> i64 {
+        let at = self.reput_from.load(Ordering::Acquire);
+        if at <= 0 {
+            return 0;
+        }
+        self.commit_log.queue().find(at - 1).map_or(0, |f| f.last_store_timestamp())
+    }
+
+    fn flush_everything(&self) -> io::Result<()> {
+        self.commit_log.queue().flush_all()?;
+        let ts = self.commit_log.queue().last().map_or(0, |f| f.last_store_timestamp());
+        if ts > 0 {
+            self.checkpoint.set_physic_msg_timestamp(ts);
+        }
+        self.flush_consume_queues(0);
+        Ok(())
+    }
+
+    // ---- cleaning (StoreScheduledThread) ----
+
+    fn clean_files(&self, force: bool) -> io::Result<usize> {
+        let c = &self.config;
+        let hour_matches = {
+            let hour = (now_millis() / 3_600_000 % 24) as u32;
+            c.delete_when.split(';').filter_map(|h| h.trim().parse::<u32>().ok()).any(|h| h == hour)
+        };
+        let disk_full = disk_used_ratio(&c.store_path_root_dir).is_some_and(|r| r > c.disk_max_used_space_ratio);
+        let mut deleted = 0;
+        if force || hour_matches || disk_full {
+            let reserved = c.file_reserved_time.as_millis() as i64;
+            let now = now_millis();
+            let reput_at = self.reput_from.load(Ordering::Acquire);
+            deleted = self.commit_log.queue().delete_leading(10, c.delete_commit_log_files_interval, |f| {
+                // Never a file whose messages are not indexed yet.
+                let indexed = f.from_offset() + f.size() as i64 <= reput_at;
+                indexed && f.last_modified_millis() + reserved <= now
+            })?;
+        }
+        let min = self.commit_log.min_offset();
+        let queues: Vec<Arc<ConsumeQueue>> = self.queues.read().values().flat_map(|m| m.values().cloned()).collect();
+        for q in queues {
+            q.delete_expired(min)?;
+        }
+        Ok(deleted)
+    }
+}
+
+/// The machine's memory in bytes, from /proc/meminfo (8 GiB if unreadable).
+fn total_physical_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(8 << 30, |kb| kb * 1024)
+}
+
+/// Percentage of the disk holding `path` in use.
+fn disk_used_ratio(path: &std::path::Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(path).ok()?;
+    let total = s.blocks() as u64 * s.fragment_size() as u64;
+    let free = s.blocks_available() as u64 * s.fragment_size() as u64;
+    (total > 0).then(|| (total - free) * 100 / total)
+}
