@@ -306,9 +306,11 @@ impl MessageStore {
     ) -> GetMessageResult {
         let inner = &self.inner;
         let max_phy = inner.commit_log.max_offset();
-        let Some(cq) = inner.consume_queue(topic, queue_id) else {
+        if queue_id < 0 {
             return GetMessageResult::empty(GetMessageStatus::NoMatchedLogicQueue, 0, 0, 0);
-        };
+        }
+        // As Apache, a queue read before its first message exists (empty).
+        let cq = inner.find_or_create_queue(topic, queue_id);
         let min = cq.min_offset_in_queue();
         let max = cq.max_offset_in_queue();
         if max == 0 {
@@ -892,4 +894,51 @@ fn disk_used_ratio(path: &std::path::Path) -> Option<u64> {
     let total = s.blocks() as u64 * s.fragment_size() as u64;
     let free = s.blocks_available() as u64 * s.fragment_size() as u64;
     (total > 0).then(|| (total - free) * 100 / total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::message::Message;
+
+    fn store(dir: &std::path::Path) -> MessageStore {
+        MessageStore::open(StoreConfig {
+            mapped_file_size_commit_log: 16 * 1024,
+            mapped_file_size_consume_queue: 100 * CQ_STORE_UNIT_SIZE,
+            ..StoreConfig::at(dir)
+        })
+        .unwrap()
+    }
+
+    fn put(s: &MessageStore, topic: &str, n: usize) {
+        let host = "127.0.0.1:10911".parse().unwrap();
+        for i in 0..n {
+            let m = Message::new(topic, format!("{topic}-{i:0200}"));
+            assert!(s.put_message(&MessageToStore::from_message(&m, 0, 1, host, host), true).is_ok());
+        }
+        assert!(s.wait_dispatched(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn message_was_removing_when_the_commit_log_file_is_gone_but_the_index_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        put(&s, "A", 10);
+        put(&s, "B", 300);
+        let gone = s.inner.commit_log.queue().delete_leading(1, Duration::ZERO, |_| true).unwrap();
+        assert_eq!(gone, 1);
+        let r = s.get_message("g", "A", 0, 0, 32, None);
+        assert_eq!((r.status, r.next_begin_offset), (GetMessageStatus::MessageWasRemoving, 10));
+    }
+
+    #[test]
+    fn offset_found_null_when_the_index_file_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        put(&s, "Q", 150);
+        let cq = s.inner.consume_queue("Q", 0).unwrap();
+        assert_eq!(cq.files().delete_leading(1, Duration::ZERO, |_| true).unwrap(), 1);
+        let r = s.get_message("g", "Q", 0, 5, 32, None);
+        assert_eq!((r.status, r.next_begin_offset), (GetMessageStatus::OffsetFoundNull, 100));
+    }
 }
