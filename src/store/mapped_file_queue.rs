@@ -206,6 +206,18 @@ impl MappedFileQueue {
         Ok(f)
     }
 
+    /// Asks the allocator for the file the next roll will need (the first
+    /// one of an empty log), so no writer waits for it to be made.
+    pub fn prepare_next(&self) {
+        let Some(a) = &self.allocator else { return };
+        let next = match self.last() {
+            Some(l) if !l.is_full() => return,
+            Some(l) => l.from_offset() + self.file_size as i64,
+            None => 0,
+        };
+        a.request(&self.dir, next, self.file_size);
+    }
+
     /// The file holding log offset `offset`.
     pub fn find(&self, offset: i64) -> Option<Arc<MappedFile>> {
         let files = self.files.read();

@@ -178,6 +178,7 @@ impl MessageStore {
             shutting_down: AtomicBool::new(false),
         });
         inner.recover()?;
+        inner.commit_log.queue().prepare_next();
         std::fs::write(inner.config.abort_path(), b"")?;
 
         let r = inner.clone();
@@ -769,14 +770,15 @@ impl Inner {
                 thread::doing("flushing a group of sync puts");
                 let want = requests.iter().map(|(o, _)| *o).max().unwrap_or(0);
                 let ts = self.commit_log.queue().last().map_or(0, |f| f.last_store_timestamp());
-                // A group may end in the next file: flush at most twice.
-                for _ in 0..2 {
-                    if self.commit_log.flushed_where() >= want {
-                        break;
-                    }
-                    if let Err(e) = self.commit_log.flush(0) {
-                        log::error!("CommitLog flush failed: {e}");
-                        break;
+                // A group may end in a later file: flush file by file.
+                while self.commit_log.flushed_where() < want {
+                    match self.commit_log.flush(0) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            log::error!("CommitLog flush failed: {e}");
+                            break;
+                        }
                     }
                 }
                 let flushed = self.commit_log.flushed_where();
