@@ -425,3 +425,20 @@ fn sigkill_under_sync_flush_loses_no_acknowledged_message() {
     }
     assert!(total_acked.load(Ordering::Relaxed) > 1000);
 }
+
+#[test]
+fn a_sync_flush_that_does_not_finish_in_time_is_flush_disk_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.flush_disk_type = FlushDiskType::SyncFlush;
+    cfg.sync_flush_timeout = Duration::ZERO;
+    let store = MessageStore::open(cfg).unwrap();
+    let statuses: Vec<PutMessageStatus> =
+        (0..50).map(|i| store.put_message(&msg("Slow", 0, &body(i), None), true).status).collect();
+    assert!(statuses.contains(&PutMessageStatus::FlushDiskTimeout), "{statuses:?}");
+    // The messages are stored all the same (the flush only came late).
+    assert!(store.wait_dispatched(Duration::from_secs(5)));
+    assert_eq!(read_all(&store, "Slow", 0, 0).len(), 50);
+    // A put that does not wait (WAIT=false) never reports a timeout.
+    assert_eq!(store.put_message(&msg("Slow", 0, b"nowait", None), false).status, PutMessageStatus::PutOk);
+}

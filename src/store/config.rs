@@ -132,6 +132,68 @@ impl StoreConfig {
         self.store_path_root_dir.join("abort")
     }
 
+    /// Sets the setting named by its Apache key (as in `broker.conf`).
+    /// `Ok(false)`: not a store key; `Err`: a store key with a bad value,
+    /// naming both.
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        let v = value.trim();
+        let bad = |what: &str| format!("{key}={value:?}: expected {what}");
+        let num = |what: &str| v.parse::<u64>().map_err(|_| bad(what));
+        let flag = || match v {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(bad("true or false")),
+        };
+        let ms = |n: u64| Duration::from_millis(n);
+        match key {
+            "storePathRootDir" => self.store_path_root_dir = PathBuf::from(v),
+            "mappedFileSizeCommitLog" => self.mapped_file_size_commit_log = num("a size in bytes")? as usize,
+            "mappedFileSizeConsumeQueue" => self.mapped_file_size_consume_queue = num("a size in bytes")? as usize,
+            "flushDiskType" => {
+                self.flush_disk_type = FlushDiskType::parse(v).ok_or_else(|| bad("ASYNC_FLUSH or SYNC_FLUSH"))?
+            }
+            "flushIntervalCommitLog" => self.flush_interval_commit_log = ms(num("milliseconds")?),
+            "flushCommitLogLeastPages" => self.flush_commit_log_least_pages = num("a page count")? as usize,
+            "flushCommitLogThoroughInterval" => self.flush_commit_log_thorough_interval = ms(num("milliseconds")?),
+            "flushIntervalConsumeQueue" => self.flush_interval_consume_queue = ms(num("milliseconds")?),
+            "flushConsumeQueueLeastPages" => self.flush_consume_queue_least_pages = num("a page count")? as usize,
+            "flushConsumeQueueThoroughInterval" => {
+                self.flush_consume_queue_thorough_interval = ms(num("milliseconds")?)
+            }
+            "syncFlushTimeout" => self.sync_flush_timeout = ms(num("milliseconds")?),
+            "maxMessageSize" => self.max_message_size = num("a size in bytes")? as usize,
+            "checkCRCOnRecover" => self.check_crc_on_recover = flag()?,
+            "maxTransferBytesOnMessageInMemory" => {
+                self.max_transfer_bytes_on_message_in_memory = num("a size in bytes")? as usize
+            }
+            "maxTransferCountOnMessageInMemory" => {
+                self.max_transfer_count_on_message_in_memory = num("a count")?.max(1) as usize
+            }
+            "maxTransferBytesOnMessageInDisk" => {
+                self.max_transfer_bytes_on_message_in_disk = num("a size in bytes")? as usize
+            }
+            "maxTransferCountOnMessageInDisk" => {
+                self.max_transfer_count_on_message_in_disk = num("a count")?.max(1) as usize
+            }
+            "accessMessageInMemoryMaxRatio" => self.access_message_in_memory_max_ratio = num("a percentage")?,
+            "fileReservedTime" => self.file_reserved_time = Duration::from_secs(num("hours")? * 3600),
+            "deleteWhen" => self.delete_when = v.to_string(),
+            "diskMaxUsedSpaceRatio" => self.disk_max_used_space_ratio = num("a percentage")?,
+            "cleanResourceInterval" => self.clean_resource_interval = ms(num("milliseconds")?.max(1)),
+            "deleteCommitLogFilesInterval" => self.delete_commit_log_files_interval = ms(num("milliseconds")?),
+            "warmMapedFileEnable" => self.warm_mapped_file_enable = flag()?,
+            "messageDelayLevel" => {
+                parse_delay_levels(v).map_err(|e| format!("{key}: {e}"))?;
+                self.message_delay_level = v.to_string()
+            }
+            _ => return Ok(false),
+        }
+        if self.mapped_file_size_consume_queue < 20 || self.mapped_file_size_commit_log < 4096 {
+            return Err(format!("{key}={value:?}: file sizes must be at least 4096 (CommitLog) and 20 (ConsumeQueue)"));
+        }
+        Ok(true)
+    }
+
     /// The delay of each level (1-based) from `message_delay_level`.
     pub fn delay_levels(&self) -> Result<Vec<Duration>, String> {
         parse_delay_levels(&self.message_delay_level)
@@ -168,5 +230,21 @@ mod tests {
         assert_eq!(l[17], Duration::from_secs(7200));
         assert!(parse_delay_levels("1x").is_err());
         assert!(parse_delay_levels("s").is_err());
+    }
+
+    #[test]
+    fn apache_keys_set_fields_and_bad_values_name_the_key() {
+        let mut c = StoreConfig::default();
+        assert_eq!(c.apply("flushDiskType", "SYNC_FLUSH"), Ok(true));
+        assert_eq!(c.flush_disk_type, FlushDiskType::SyncFlush);
+        assert_eq!(c.apply("mappedFileSizeCommitLog", "1048576"), Ok(true));
+        assert_eq!(c.mapped_file_size_commit_log, 1 << 20);
+        assert_eq!(c.apply("fileReservedTime", "48"), Ok(true));
+        assert_eq!(c.file_reserved_time, Duration::from_secs(48 * 3600));
+        assert_eq!(c.apply("brokerName", "x"), Ok(false));
+        let e = c.apply("flushDiskType", "SOMETIMES").unwrap_err();
+        assert!(e.contains("flushDiskType") && e.contains("SYNC_FLUSH"), "{e}");
+        assert!(c.apply("syncFlushTimeout", "-1").unwrap_err().contains("syncFlushTimeout"));
+        assert!(c.apply("messageDelayLevel", "1s 1q").is_err());
     }
 }
