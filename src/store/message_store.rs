@@ -334,7 +334,8 @@ impl MessageStore {
         let mut result = GetMessageResult::empty(GetMessageStatus::NoMatchedMessage, offset, min, max);
         let mut next_phy_file_start = i64::MIN;
         let mut max_phy_pulling = 0;
-        let max_filter_count = 16000.max(max_msg_nums * 20) * CQ_STORE_UNIT_SIZE;
+        // In bytes of units, as Apache counts it.
+        let max_filter_count = 16000.max(max_msg_nums * CQ_STORE_UNIT_SIZE);
         let mut i = 0;
         while i < units.len() && i < max_filter_count {
             let Some(unit) = CqUnit::decode(&units[i..]) else { break };
