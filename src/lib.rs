@@ -4,5 +4,6 @@
 //! <- `namesrv` / `broker`; `client` uses `common` and `remoting` only.
 
 pub mod common;
+pub mod namesrv;
 pub mod remoting;
 pub mod store;

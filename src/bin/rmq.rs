@@ -13,9 +13,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Name server + broker in one process. For now only their transport
-    /// runs (the store, routes and processors arrive with the next issues):
-    /// every request is answered REQUEST_CODE_NOT_SUPPORTED.
+    /// The name server (default 127.0.0.1:9876).
+    Namesrv {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:9876")]
+        listen: String,
+        /// Where the KV config is kept (kvConfigPath).
+        #[arg(long, default_value = "./data/namesrv/kvConfig.json")]
+        kv_config_path: std::path::PathBuf,
+    },
+    /// Name server + broker in one process. The name server is complete; the
+    /// broker's transport runs, but its processors arrive with the broker
+    /// issue (every broker request is answered REQUEST_CODE_NOT_SUPPORTED).
     Standalone {
         /// Name server listen address.
         #[arg(long, default_value = "127.0.0.1:9876")]
@@ -36,6 +45,15 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Namesrv { listen, kv_config_path } => match start_namesrv(&listen, kv_config_path) {
+            Ok(_ns) => loop {
+                std::thread::park();
+            },
+            Err(e) => {
+                eprintln!("rmq namesrv: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Standalone { namesrv, broker } => match standalone(&namesrv, &broker) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -56,7 +74,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Starts the name server's and the broker's transports and serves until killed.
+/// Starts a name server.
+fn start_namesrv(listen: &str, kv_config_path: std::path::PathBuf) -> Result<rmq::namesrv::NamesrvController, String> {
+    let listen = listen.parse().map_err(|e| format!("bad address {listen:?}: {e}"))?;
+    let cfg = rmq::namesrv::NamesrvConfig { listen, kv_config_path, ..Default::default() };
+    let ns = rmq::namesrv::NamesrvController::start(cfg).map_err(|e| e.to_string())?;
+    println!("name server listening on {}", ns.addr());
+    Ok(ns)
+}
+
+/// Starts the name server and the broker's transport and serves until killed.
 fn standalone(namesrv: &str, broker: &str) -> Result<(), String> {
     use rmq::common::ThreadPool;
     use rmq::remoting::code::response;
@@ -68,24 +95,17 @@ fn standalone(namesrv: &str, broker: &str) -> Result<(), String> {
     let ns_addr = parse(namesrv)?;
     let broker_addr = parse(broker)?;
     let vip = SocketAddr::new(broker_addr.ip(), broker_addr.port().saturating_sub(2));
-    let not_yet = |who: &'static str| {
-        Arc::new(move |_: &Channel, req: RemotingCommand| {
-            Some(RemotingCommand::response(
-                response::REQUEST_CODE_NOT_SUPPORTED,
-                format!("{} is not implemented yet by this {who}", req.code_name()),
-            ))
-        })
-    };
-    let mut ns = RemotingServer::new(ServerConfig { listen: vec![ns_addr], ..Default::default() });
-    let ns_pool =
-        Arc::new(ThreadPool::new("RemotingExecutorThread_", "namesrv", 8, 10_000).map_err(|e| e.to_string())?);
-    ns.register_default_processor(not_yet("name server"), ns_pool);
-    let ns_bound = ns.start().map_err(|e| e.to_string())?;
+    let not_yet = Arc::new(|_: &Channel, req: RemotingCommand| {
+        Some(RemotingCommand::response(
+            response::REQUEST_CODE_NOT_SUPPORTED,
+            format!("{} is not implemented yet by this broker", req.code_name()),
+        ))
+    });
+    let _ns = start_namesrv(&ns_addr.to_string(), "./data/namesrv/kvConfig.json".into())?;
     let mut br = RemotingServer::new(ServerConfig { listen: vec![broker_addr, vip], ..Default::default() });
     let br_pool = Arc::new(ThreadPool::new("AdminBrokerThread_", "broker", 16, 10_000).map_err(|e| e.to_string())?);
-    br.register_default_processor(not_yet("broker"), br_pool);
+    br.register_default_processor(not_yet, br_pool);
     let br_bound = br.start().map_err(|e| e.to_string())?;
-    println!("name server transport listening on {}", ns_bound[0]);
     println!("broker transport listening on {} and {} (VIP)", br_bound[0], br_bound[1]);
     println!("thread dump: rmq threads {}", std::process::id());
     loop {

@@ -1,6 +1,7 @@
 //! Shared mechanisms: named threads and their registry, service threads,
 //! scheduled executors, bounded pools, waiting with deadlines, time.
 
+pub mod file;
 pub mod message;
 pub mod pool;
 pub mod queue;

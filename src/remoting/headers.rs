@@ -118,6 +118,66 @@ command_header! {
         consumer_group: String = "consumerGroup",
     }
 
+    /// PUT_KV_CONFIG (100). RocketMQ: PutKVConfigRequestHeader
+    pub struct PutKvConfigRequestHeader {
+        namespace: String = "namespace",
+        key: String = "key",
+        value: String = "value",
+    }
+
+    /// GET_KV_CONFIG (101) and DELETE_KV_CONFIG (102).
+    /// RocketMQ: GetKVConfigRequestHeader, DeleteKVConfigRequestHeader
+    pub struct KvConfigKeyRequestHeader {
+        namespace: String = "namespace",
+        key: String = "key",
+    }
+
+    /// RocketMQ: GetKVConfigResponseHeader
+    pub struct GetKvConfigResponseHeader {
+        value: Option<String> = "value",
+    }
+
+    /// GET_KVLIST_BY_NAMESPACE (219). RocketMQ: GetKVListByNamespaceRequestHeader
+    pub struct GetKvListByNamespaceRequestHeader {
+        namespace: String = "namespace",
+    }
+
+    /// REGISTER_BROKER (103). RocketMQ: RegisterBrokerRequestHeader
+    pub struct RegisterBrokerRequestHeader {
+        broker_name: String = "brokerName",
+        broker_addr: String = "brokerAddr",
+        cluster_name: String = "clusterName",
+        ha_server_addr: String = "haServerAddr",
+        broker_id: i64 = "brokerId",
+        compressed: Option<bool> = "compressed",
+        body_crc32: Option<i32> = "bodyCrc32",
+    }
+
+    /// RocketMQ: RegisterBrokerResponseHeader
+    pub struct RegisterBrokerResponseHeader {
+        ha_server_addr: Option<String> = "haServerAddr",
+        master_addr: Option<String> = "masterAddr",
+    }
+
+    /// UNREGISTER_BROKER (104). RocketMQ: UnRegisterBrokerRequestHeader
+    pub struct UnregisterBrokerRequestHeader {
+        broker_name: String = "brokerName",
+        broker_addr: String = "brokerAddr",
+        cluster_name: String = "clusterName",
+        broker_id: i64 = "brokerId",
+    }
+
+    /// DELETE_TOPIC_IN_NAMESRV (216). RocketMQ: DeleteTopicFromNamesrvRequestHeader
+    pub struct DeleteTopicFromNamesrvRequestHeader {
+        topic: String = "topic",
+        cluster_name: Option<String> = "clusterName",
+    }
+
+    /// GET_TOPICS_BY_CLUSTER (224). RocketMQ: GetTopicsByClusterRequestHeader
+    pub struct GetTopicsByClusterRequestHeader {
+        cluster: String = "cluster",
+    }
+
     /// GET_ROUTEINFO_BY_TOPIC (105). RocketMQ: GetRouteInfoRequestHeader
     pub struct GetRouteInfoRequestHeader {
         topic: String = "topic",

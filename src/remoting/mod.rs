@@ -2,6 +2,7 @@
 //! frames, request/response codes, typed headers, and the mio transport with
 //! RocketMQ's client and server thread topology.
 
+pub mod body;
 pub mod client;
 pub mod code;
 pub mod command;
