@@ -3,6 +3,7 @@
 //! Modules depend only on those above them: `common` <- `remoting` <- `store`
 //! <- `namesrv` / `broker`; `client` uses `common` and `remoting` only.
 
+pub mod broker;
 pub mod common;
 pub mod namesrv;
 pub mod remoting;
