@@ -22,9 +22,7 @@ enum Command {
         #[arg(long, default_value = "./data/namesrv/kvConfig.json")]
         kv_config_path: std::path::PathBuf,
     },
-    /// Name server + broker in one process. The name server is complete; the
-    /// broker's transport runs, but its processors arrive with the broker
-    /// issue (every broker request is answered REQUEST_CODE_NOT_SUPPORTED).
+    /// Name server + broker in one process (auto-creation on, data under ./data).
     Standalone {
         /// Name server listen address.
         #[arg(long, default_value = "127.0.0.1:9876")]
@@ -32,6 +30,18 @@ enum Command {
         /// Broker listen address (the VIP port is this port - 2).
         #[arg(long, default_value = "127.0.0.1:10911")]
         broker: String,
+        /// Where the name server's and the broker's data go.
+        #[arg(long, default_value = "./data")]
+        data_dir: std::path::PathBuf,
+    },
+    /// A broker, configured by an Apache-style broker.conf.
+    Broker {
+        /// The properties file (brokerName, namesrvAddr, listenPort, storePathRootDir, ...).
+        #[arg(short = 'c', long = "config")]
+        config: Option<std::path::PathBuf>,
+        /// Overrides, `key=value`, applied after the file.
+        #[arg(short = 'o', long = "set")]
+        overrides: Vec<String>,
     },
     /// Print a jstack-like dump of a process's threads (full RocketMQ names,
     /// state, CPU time, what each is doing).
@@ -45,6 +55,17 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Broker { config, overrides } => match broker_from_config(config.as_deref(), &overrides) {
+            Ok(b) => {
+                wait_for_signal();
+                drop(b);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rmq broker: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Namesrv { listen, kv_config_path } => match start_namesrv(&listen, kv_config_path) {
             Ok(_ns) => loop {
                 std::thread::park();
@@ -54,7 +75,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Standalone { namesrv, broker } => match standalone(&namesrv, &broker) {
+        Command::Standalone { namesrv, broker, data_dir } => match standalone(&namesrv, &broker, &data_dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rmq standalone: {e}");
@@ -83,32 +104,65 @@ fn start_namesrv(listen: &str, kv_config_path: std::path::PathBuf) -> Result<rmq
     Ok(ns)
 }
 
-/// Starts the name server and the broker's transport and serves until killed.
-fn standalone(namesrv: &str, broker: &str) -> Result<(), String> {
-    use rmq::common::ThreadPool;
-    use rmq::remoting::code::response;
-    use rmq::remoting::{Channel, RemotingCommand, RemotingServer, ServerConfig};
-    use std::net::SocketAddr;
-    use std::sync::Arc;
-
-    let parse = |a: &str| a.parse::<SocketAddr>().map_err(|e| format!("bad address {a:?}: {e}"));
-    let ns_addr = parse(namesrv)?;
-    let broker_addr = parse(broker)?;
-    let vip = SocketAddr::new(broker_addr.ip(), broker_addr.port().saturating_sub(2));
-    let not_yet = Arc::new(|_: &Channel, req: RemotingCommand| {
-        Some(RemotingCommand::response(
-            response::REQUEST_CODE_NOT_SUPPORTED,
-            format!("{} is not implemented yet by this broker", req.code_name()),
-        ))
-    });
-    let _ns = start_namesrv(&ns_addr.to_string(), "./data/namesrv/kvConfig.json".into())?;
-    let mut br = RemotingServer::new(ServerConfig { listen: vec![broker_addr, vip], ..Default::default() });
-    let br_pool = Arc::new(ThreadPool::new("AdminBrokerThread_", "broker", 16, 10_000).map_err(|e| e.to_string())?);
-    br.register_default_processor(not_yet, br_pool);
-    let br_bound = br.start().map_err(|e| e.to_string())?;
-    println!("broker transport listening on {} and {} (VIP)", br_bound[0], br_bound[1]);
+/// Starts the name server and a broker using it, data under `data_dir`.
+fn standalone(namesrv: &str, broker: &str, data_dir: &std::path::Path) -> Result<(), String> {
+    let ns = start_namesrv(namesrv, data_dir.join("namesrv").join("kvConfig.json"))?;
+    let broker_addr: std::net::SocketAddr = broker.parse().map_err(|e| format!("bad address {broker:?}: {e}"))?;
+    let mut cfg = rmq::broker::BrokerConfig {
+        broker_ip1: broker_addr.ip().to_string(),
+        listen_port: broker_addr.port(),
+        namesrv_addr: Some(ns.addr().to_string()),
+        auto_create_topic_enable: true,
+        auto_create_subscription_group: true,
+        ..Default::default()
+    };
+    cfg.store.store_path_root_dir = data_dir.join("broker");
+    let b = start_broker(cfg)?;
+    println!("data under {}", data_dir.display());
     println!("thread dump: rmq threads {}", std::process::id());
+    wait_for_signal();
+    drop(b);
+    drop(ns);
+    Ok(())
+}
+
+/// Starts a broker and says where it listens.
+fn start_broker(cfg: rmq::broker::BrokerConfig) -> Result<rmq::broker::BrokerController, String> {
+    let b = rmq::broker::BrokerController::start(cfg).map_err(|e| e.to_string())?;
+    let a = b.addrs();
+    println!("broker listening on {} and {} (VIP)", a[0], a.get(1).copied().unwrap_or(a[0]));
+    Ok(b)
+}
+
+/// Blocks until the process is told to stop (graceful signal handling comes
+/// with the broker's shutdown work; until then the default actions apply).
+fn wait_for_signal() {
     loop {
         std::thread::park();
     }
+}
+
+/// Loads broker.conf (if given) and the overrides, warns about unknown keys.
+fn broker_from_config(
+    path: Option<&std::path::Path>,
+    overrides: &[String],
+) -> Result<rmq::broker::BrokerController, String> {
+    let pairs = overrides.iter().map(|o| rmq::broker::config::parse_override(o)).collect::<Result<Vec<_>, _>>()?;
+    let (cfg, warnings) = match path {
+        Some(p) => rmq::broker::BrokerConfig::load(p, &pairs)?,
+        None => {
+            let mut cfg = rmq::broker::BrokerConfig::default();
+            for (k, v) in &pairs {
+                if !cfg.apply(k, v)? {
+                    eprintln!("warning: unknown key {k:?} ignored");
+                }
+            }
+            cfg.apply_env_defaults(std::env::var("NAMESRV_ADDR").ok())?;
+            (cfg, Vec::new())
+        }
+    };
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    start_broker(cfg)
 }

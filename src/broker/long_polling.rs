@@ -3,8 +3,9 @@
 //! matching message is indexed (the store's arriving listener calls
 //! [`PullRequestHoldService::notify_message_arriving`] on
 //! `ReputMessageService`, so a held pull never waits for the periodic
-//! check), when it times out, or on the periodic check (5 s; 1 s with
-//! short polling).
+//! check), when its own timeout comes (Apache answers timeouts only on its
+//! 5 s check; we wake at the first deadline), or on the periodic check (5 s;
+//! 1 s with short polling).
 
 use std::collections::HashMap;
 use std::io;
@@ -61,8 +62,15 @@ impl PullRequestHoldService {
         let (t, w) = (table.clone(), wake.clone());
         let service = ServiceThread::start("PullRequestHoldService", "broker", move |ctx| {
             while !ctx.is_stopped() {
+                // Sleep until the periodic check or the first held pull's
+                // deadline, whichever is sooner, so a timeout is answered on time.
+                let now = now_millis();
+                let first_deadline = t.lock().values().flatten().map(|p| p.suspend_timestamp + p.timeout_millis).min();
+                let wait = first_deadline
+                    .map(|d| Duration::from_millis((d - now).max(1) as u64))
+                    .map_or(check_interval, |d| d.min(check_interval));
                 thread::doing("waiting to check held pulls");
-                ctx.wait_for_running(check_interval);
+                ctx.wait_for_running(wait);
                 thread::doing("checking held pulls");
                 let keys: Vec<(String, i32)> = t.lock().keys().cloned().collect();
                 for (topic, qid) in keys {
@@ -77,6 +85,8 @@ impl PullRequestHoldService {
     /// Holds a pull until a message for it arrives or it times out.
     pub fn suspend(&self, topic: &str, queue_id: i32, pull: HeldPull) {
         self.table.lock().entry((topic.to_string(), queue_id)).or_default().push(pull);
+        // The new pull's deadline may come before the planned check.
+        self.service.wakeup();
     }
 
     /// A message reached `topic`/`queue_id`, whose max offset is now

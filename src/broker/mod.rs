@@ -1,9 +1,16 @@
-//! The broker (RocketMQ: BrokerController and its processors, managers and
-//! services). Under construction: settings, the persisted topic /
-//! subscription group / consumer offset managers, and long polling are in.
+//! The broker (RocketMQ: BrokerController with its processors, managers and
+//! services): settings, the persisted topic / subscription group / consumer
+//! offset managers, client management, long polling, and the send, pull,
+//! heartbeat and consumer-offset processors.
 
+pub mod client_manager;
 pub mod config;
 pub mod consumer_offset;
+pub mod controller;
 pub mod long_polling;
+pub mod processor;
 pub mod subscription_group;
 pub mod topic_config;
+
+pub use config::BrokerConfig;
+pub use controller::BrokerController;

@@ -138,6 +138,281 @@ pub struct KvTable {
     pub table: HashMap<String, String>,
 }
 
+// ---- Clients: heartbeats and connections ----
+//
+// HEART_BEAT / GET_CONSUMER_CONNECTION_LIST / GET_CONSUMER_LIST_BY_GROUP
+// bodies (RocketMQ: HeartbeatData, ProducerData, ConsumerData,
+// SubscriptionData, ConsumerConnection, Connection,
+// GetConsumerListByGroupResponseBody). Read leniently, as the broker's
+// fastjson does: rocketmq-client-cpp (and the Python clients built on it)
+// sends enums as ordinals (`"consumeType":1`), `subVersion` as a string and
+// leaves out fields it has no value for.
+
+/// A TAG expression that takes every message (RocketMQ: SubscriptionData.SUB_ALL).
+pub const SUB_ALL: &str = "*";
+/// RocketMQ: ExpressionType.TAG.
+pub const EXPRESSION_TYPE_TAG: &str = "TAG";
+/// RocketMQ: ExpressionType.SQL92.
+pub const EXPRESSION_TYPE_SQL92: &str = "SQL92";
+
+/// ConsumeType constants by ordinal (pull, push).
+pub const CONSUME_TYPES: [&str; 2] = ["CONSUME_ACTIVELY", "CONSUME_PASSIVELY"];
+/// MessageModel constants by ordinal.
+pub const MESSAGE_MODELS: [&str; 2] = ["BROADCASTING", "CLUSTERING"];
+/// ConsumeFromWhere constants by ordinal (the middle three are deprecated).
+pub const CONSUME_FROM_WHERES: [&str; 6] = [
+    "CONSUME_FROM_LAST_OFFSET",
+    "CONSUME_FROM_LAST_OFFSET_AND_FROM_MIN_WHEN_BOOT_FIRST",
+    "CONSUME_FROM_MIN_OFFSET",
+    "CONSUME_FROM_MAX_OFFSET",
+    "CONSUME_FROM_FIRST_OFFSET",
+    "CONSUME_FROM_TIMESTAMP",
+];
+
+/// Field readers for what clients other than Apache's Java one send.
+mod lenient {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    use super::{CONSUME_FROM_WHERES, CONSUME_TYPES, MESSAGE_MODELS};
+    use crate::remoting::command::LanguageCode;
+
+    /// `null` reads as the default.
+    pub fn or_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+        Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+    }
+
+    /// A Java enum: its name, or its ordinal as fastjson also accepts.
+    fn enum_name<'de, D: Deserializer<'de>>(d: D, names: &[&str]) -> Result<String, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(String::new()),
+            Value::String(s) => Ok(s),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| names.get(i))
+                .map(|name| (*name).to_string())
+                .ok_or_else(|| D::Error::custom(format!("no constant with ordinal {n} among {names:?}"))),
+            other => Err(D::Error::custom(format!("expected an enum name or ordinal, found {other}"))),
+        }
+    }
+
+    pub fn consume_type<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        enum_name(d, &CONSUME_TYPES)
+    }
+
+    pub fn message_model<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        enum_name(d, &MESSAGE_MODELS)
+    }
+
+    pub fn consume_from_where<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        enum_name(d, &CONSUME_FROM_WHERES)
+    }
+
+    /// A LanguageCode: its name, or its wire byte.
+    pub fn language<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(String::new()),
+            Value::String(s) => Ok(s),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|i| u8::try_from(i).ok())
+                .map(|b| LanguageCode(b).name().to_string())
+                .ok_or_else(|| D::Error::custom(format!("no language with code {n}"))),
+            other => Err(D::Error::custom(format!("expected a language name or code, found {other}"))),
+        }
+    }
+
+    /// A Java long: a number, or a string holding one (rocketmq-client-cpp's `subVersion`).
+    pub fn long<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(0),
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+                .ok_or_else(|| D::Error::custom(format!("{n} is not a long"))),
+            Value::String(s) => {
+                let t = s.trim();
+                if t.is_empty() {
+                    Ok(0)
+                } else {
+                    t.parse().map_err(|_| D::Error::custom(format!("{s:?} is not a long")))
+                }
+            }
+            other => Err(D::Error::custom(format!("expected a long, found {other}"))),
+        }
+    }
+}
+
+/// HEART_BEAT body: one client's producer and consumer groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HeartbeatData {
+    #[serde(rename = "clientID", deserialize_with = "lenient::or_default")]
+    pub client_id: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub producer_data_set: Vec<ProducerData>,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub consumer_data_set: Vec<ConsumerData>,
+}
+
+/// A producer group in a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProducerData {
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub group_name: String,
+}
+
+/// A consumer group in a heartbeat: how it consumes and what it subscribes to.
+/// The enums are kept as their Apache constant names (`CONSUME_PASSIVELY`,
+/// `CLUSTERING`, `CONSUME_FROM_FIRST_OFFSET`, ...); ordinals are read as names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumerData {
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub group_name: String,
+    #[serde(deserialize_with = "lenient::consume_type")]
+    pub consume_type: String,
+    #[serde(deserialize_with = "lenient::message_model")]
+    pub message_model: String,
+    #[serde(deserialize_with = "lenient::consume_from_where")]
+    pub consume_from_where: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub subscription_data_set: Vec<SubscriptionData>,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub unit_mode: bool,
+}
+
+/// One topic a consumer group subscribes to, with its filter expression.
+/// For TAG expressions `tags_set` holds the tags and `code_set` their Java
+/// `String.hashCode()`s, which the ConsumeQueue stores as tags codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SubscriptionData {
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub class_filter_mode: bool,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub topic: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub sub_string: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub tags_set: BTreeSet<String>,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub code_set: BTreeSet<i32>,
+    #[serde(deserialize_with = "lenient::long")]
+    pub sub_version: i64,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub expression_type: String,
+}
+
+impl Default for SubscriptionData {
+    /// As Apache's: version "now", a TAG expression. A heartbeat without
+    /// `subVersion` (none seen) therefore reads as the newest version.
+    fn default() -> Self {
+        SubscriptionData {
+            class_filter_mode: false,
+            topic: String::new(),
+            sub_string: String::new(),
+            tags_set: BTreeSet::new(),
+            code_set: BTreeSet::new(),
+            sub_version: crate::common::time::now_millis(),
+            expression_type: EXPRESSION_TYPE_TAG.to_string(),
+        }
+    }
+}
+
+impl SubscriptionData {
+    /// The subscription to `topic` with TAG `expression` (RocketMQ:
+    /// FilterAPI.buildSubscriptionData): `"*"` or `""` takes all; otherwise
+    /// the `||`-separated tags, trimmed, empty ones skipped. An expression
+    /// made of separators only is an error, as in Apache.
+    pub fn build(topic: &str, expression: &str) -> Result<SubscriptionData, String> {
+        let mut sd = SubscriptionData { topic: topic.to_string(), ..Default::default() };
+        if expression.is_empty() || expression == SUB_ALL {
+            sd.sub_string = SUB_ALL.to_string();
+            return Ok(sd);
+        }
+        sd.sub_string = expression.to_string();
+        let parts: Vec<&str> = expression.split("||").collect();
+        if parts.iter().all(|p| p.is_empty()) {
+            return Err(format!("subString split error: {expression:?} has no tags"));
+        }
+        for tag in parts.into_iter().map(str::trim).filter(|t| !t.is_empty()) {
+            sd.code_set.insert(crate::common::message::tags_hash(tag) as i32);
+            sd.tags_set.insert(tag.to_string());
+        }
+        Ok(sd)
+    }
+
+    /// A TAG expression (RocketMQ: ExpressionType.isTagType: absent, empty or "TAG").
+    pub fn is_tag_type(&self) -> bool {
+        self.expression_type.is_empty() || self.expression_type == EXPRESSION_TYPE_TAG
+    }
+
+    /// Whether a ConsumeQueue unit with tags code `code` passes this
+    /// subscription's tag filter (RocketMQ: ExpressionMessageFilter.isMatchedByConsumeQueue
+    /// for TAG): `"*"` takes all, else the code (as Java's `intValue()`) must be
+    /// one of `code_set`. Class-filter and non-TAG (SQL92) subscriptions are
+    /// not decided by tags codes and pass here.
+    pub fn matches_tags_code(&self, code: i64) -> bool {
+        if self.class_filter_mode || !self.is_tag_type() || self.sub_string == SUB_ALL {
+            return true;
+        }
+        self.code_set.contains(&(code as i32))
+    }
+}
+
+/// One client connection in GET_CONSUMER_CONNECTION_LIST (RocketMQ: Connection).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Connection {
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub client_id: String,
+    /// `ip:port` of the client's end.
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub client_addr: String,
+    /// A LanguageCode name (`JAVA`, `CPP`, ...).
+    #[serde(deserialize_with = "lenient::language")]
+    pub language: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub version: i32,
+}
+
+/// GET_CONSUMER_CONNECTION_LIST body: a consumer group's members and
+/// subscriptions (RocketMQ: ConsumerConnection).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumerConnection {
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub connection_set: Vec<Connection>,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub subscription_table: HashMap<String, SubscriptionData>,
+    #[serde(deserialize_with = "lenient::consume_type")]
+    pub consume_type: String,
+    #[serde(deserialize_with = "lenient::message_model")]
+    pub message_model: String,
+    #[serde(deserialize_with = "lenient::consume_from_where")]
+    pub consume_from_where: String,
+}
+
+impl ConsumerConnection {
+    /// The oldest client version among the connections, `i32::MAX` for none
+    /// (RocketMQ: computeMinVersion).
+    pub fn min_version(&self) -> i32 {
+        self.connection_set.iter().map(|c| c.version).min().unwrap_or(i32::MAX)
+    }
+}
+
+/// GET_CONSUMER_LIST_BY_GROUP response body: the group's client ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GetConsumerListByGroupResponseBody {
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub consumer_id_list: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
