@@ -44,13 +44,17 @@ pub struct BrokerShared {
     pub hold: Arc<PullRequestHoldService>,
     /// The address stored in records and message ids (ip:listenPort).
     pub store_host: SocketAddr,
-    register_needed: AtomicBool,
+    /// The client to the name servers (none configured: none).
+    namesrv: Option<Arc<RemotingClient>>,
 }
 
 impl BrokerShared {
-    /// Asks for a registration with the name servers soon (new topics).
-    pub fn register_soon(&self) {
-        self.register_needed.store(true, Ordering::Release);
+    /// Registers with the name servers now: a topic created by a send is
+    /// routable before that send is answered, as in Apache.
+    pub fn register_now(&self) {
+        if let Some(c) = &self.namesrv {
+            register_all(self, c);
+        }
     }
 }
 
@@ -148,6 +152,11 @@ impl BrokerController {
             ..Default::default()
         });
 
+        let namesrv_client = if config.namesrv_addrs().is_empty() {
+            None
+        } else {
+            Some(Arc::new(RemotingClient::start(ClientConfig::default())?))
+        };
         let waker: Arc<OnceLock<Weak<PullMessageProcessor>>> = Arc::default();
         let (w, pp, st) = (waker.clone(), pull_pool.clone(), store.clone());
         let check = if config.long_polling_enable { Duration::from_secs(5) } else { config.short_polling_time_mills };
@@ -173,7 +182,7 @@ impl BrokerController {
             consumers: ConsumerManager::new(),
             producers: ProducerManager::new(),
             hold,
-            register_needed: AtomicBool::new(false),
+            namesrv: namesrv_client.clone(),
         });
         let pull = Arc::new_cyclic(|me| PullMessageProcessor { shared: shared.clone(), me: me.clone() });
         let _ = waker.set(Arc::downgrade(&pull));
@@ -204,23 +213,12 @@ impl BrokerController {
         server.add_channel_listener(Arc::new(DropClosedClients(Arc::downgrade(&shared))));
         let bound = server.start()?;
 
-        let namesrv_client = if shared.config.namesrv_addrs().is_empty() {
-            None
-        } else {
-            Some(Arc::new(RemotingClient::start(ClientConfig::default())?))
-        };
         let scheduled = ScheduledExecutor::new("BrokerControllerScheduledThread", "broker")?;
         if let Some(c) = &namesrv_client {
             register_all(&shared, c);
             let (s, c2) = (shared.clone(), c.clone());
             let period = shared.config.register_name_server_period;
             scheduled.schedule_at_fixed_rate(period, period, move || register_all(&s, &c2));
-            let (s, c3) = (shared.clone(), c.clone());
-            scheduled.schedule_at_fixed_rate(Duration::from_secs(1), Duration::from_secs(1), move || {
-                if s.register_needed.swap(false, Ordering::AcqRel) {
-                    register_all(&s, &c3);
-                }
-            });
         }
         let s = shared.clone();
         let every = shared.config.flush_consumer_offset_interval;

@@ -105,7 +105,7 @@ impl SendMessageProcessor {
                 };
                 match created {
                     Some(tc) => {
-                        b.register_soon();
+                        b.register_now();
                         tc
                     }
                     None => {
@@ -468,7 +468,7 @@ impl RequestProcessor for ClientManageProcessor {
                         if b.topics.select(&retry).is_none() {
                             let perm = perm::PERM_READ | perm::PERM_WRITE;
                             if b.topics.create_in_send_back(&retry, g.retry_queue_nums, perm, 0).is_ok() {
-                                b.register_soon();
+                                b.register_now();
                             }
                         }
                         let notify = g.notify_consumer_ids_changed_enable;
