@@ -202,12 +202,7 @@ impl BrokerController {
             server.register_processor(code, consumers.clone(), consumer_pool.clone());
         }
         server.register_default_processor(
-            Arc::new(|_: &Channel, req: RemotingCommand| {
-                Some(RemotingCommand::response(
-                    response::REQUEST_CODE_NOT_SUPPORTED,
-                    Some(format!(" request type {} not supported", req.code)),
-                ))
-            }),
+            Arc::new(crate::broker::admin::AdminBrokerProcessor(shared.clone())),
             admin_pool.clone(),
         );
         server.add_channel_listener(Arc::new(DropClosedClients(Arc::downgrade(&shared))));
