@@ -67,9 +67,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Namesrv { listen, kv_config_path } => match start_namesrv(&listen, kv_config_path) {
-            Ok(_ns) => loop {
-                std::thread::park();
-            },
+            Ok(ns) => {
+                wait_for_signal();
+                drop(ns);
+                ExitCode::SUCCESS
+            }
             Err(e) => {
                 eprintln!("rmq namesrv: {e}");
                 ExitCode::FAILURE
@@ -134,12 +136,29 @@ fn start_broker(cfg: rmq::broker::BrokerConfig) -> Result<rmq::broker::BrokerCon
     Ok(b)
 }
 
-/// Blocks until the process is told to stop (graceful signal handling comes
-/// with the broker's shutdown work; until then the default actions apply).
+/// Blocks until SIGINT or SIGTERM. The caller then shuts down gracefully;
+/// a second signal meanwhile exits at once (the store recovers on the next
+/// start), watched by the `ShutdownHook` thread (RocketMQ's name for it).
 fn wait_for_signal() {
-    loop {
-        std::thread::park();
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot watch for signals ({e}); stop with SIGKILL");
+            loop {
+                std::thread::park();
+            }
+        }
+    };
+    if let Some(sig) = signals.forever().next() {
+        println!("signal {sig}: shutting down (a second signal exits at once)");
     }
+    let _ = rmq::common::thread::spawn("ShutdownHook", "process", move || {
+        if signals.forever().next().is_some() {
+            eprintln!("second signal: exiting without a clean shutdown");
+            std::process::exit(130);
+        }
+    });
 }
 
 /// Loads broker.conf (if given) and the overrides, warns about unknown keys.

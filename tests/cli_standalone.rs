@@ -1,0 +1,59 @@
+//! `rmq standalone` as a user runs it: it serves, and SIGTERM stops it
+//! cleanly (offsets and configs persisted, the store closed, exit 0).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rmq::remoting::code::{request, response};
+use rmq::remoting::headers::*;
+use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn standalone_serves_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ns, br) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args(["standalone", "--namesrv", &format!("127.0.0.1:{ns}"), "--broker", &format!("127.0.0.1:{br}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RMQ_THREADS_DIR", dir.path().join("threads"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 && !line.contains("thread dump:") {}
+    assert!(line.contains("thread dump:"), "standalone did not start: {line}");
+
+    let c = RemotingClient::start(ClientConfig::default()).unwrap();
+    let u = UpdateConsumerOffsetRequestHeader {
+        consumer_group: "g".into(),
+        topic: "TBW102".into(),
+        queue_id: 0,
+        commit_offset: 7,
+    };
+    let r = c
+        .invoke_sync(
+            &format!("127.0.0.1:{br}"),
+            RemotingCommand::request_with(request::UPDATE_CONSUMER_OFFSET, &u),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_eq!(r.code, response::SUCCESS);
+    assert!(dir.path().join("broker/abort").exists(), "a running store has its abort file");
+
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(!dir.path().join("broker/abort").exists(), "the store was shut down cleanly");
+    let offsets = std::fs::read_to_string(dir.path().join("broker/config/consumerOffset.json")).unwrap();
+    assert!(offsets.contains("TBW102@g"), "{offsets}");
+}
