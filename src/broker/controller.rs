@@ -46,6 +46,10 @@ pub struct BrokerShared {
     pub store_host: SocketAddr,
     /// The client to the name servers (none configured: none).
     namesrv: Option<Arc<RemotingClient>>,
+    /// Queue locks for orderly consumption.
+    pub locks: Arc<crate::broker::rebalance_lock::RebalanceLockManager>,
+    /// Delayed messages (SCHEDULE_TOPIC_XXXX back to their topics).
+    pub schedule: crate::broker::schedule::ScheduleMessageService,
 }
 
 impl BrokerShared {
@@ -172,6 +176,7 @@ impl BrokerController {
         )?);
         store.set_arriving_listener(Arc::new(WakeHeldPulls(hold.clone())));
 
+        let levels = config.max_delay_level();
         let shared = Arc::new(BrokerShared {
             store_host: store_host(&config.broker_ip1, config.listen_port),
             config,
@@ -183,11 +188,22 @@ impl BrokerController {
             producers: ProducerManager::new(),
             hold,
             namesrv: namesrv_client.clone(),
+            locks: Arc::default(),
+            schedule: crate::broker::schedule::ScheduleMessageService::start(
+                store.clone(),
+                root.join("config").join("delayOffset.json"),
+                levels,
+            )?,
         });
         let pull = Arc::new_cyclic(|me| PullMessageProcessor { shared: shared.clone(), me: me.clone() });
         let _ = waker.set(Arc::downgrade(&pull));
         let send = Arc::new(SendMessageProcessor(shared.clone()));
-        for code in [request::SEND_MESSAGE, request::SEND_MESSAGE_V2, request::SEND_BATCH_MESSAGE] {
+        for code in [
+            request::SEND_MESSAGE,
+            request::SEND_MESSAGE_V2,
+            request::SEND_BATCH_MESSAGE,
+            request::CONSUMER_SEND_MSG_BACK,
+        ] {
             server.register_processor(code, send.clone(), send_pool.clone());
         }
         server.register_processor(request::PULL_MESSAGE, pull, pull_pool.clone());
@@ -271,6 +287,7 @@ impl BrokerController {
         }
         self.shared.hold.shutdown();
         self.server.shutdown();
+        self.shared.schedule.shutdown();
         for p in &self.pools {
             p.shutdown();
         }

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod long_polling;
 pub mod processor;
 pub mod rebalance_lock;
+pub mod schedule;
 pub mod subscription_group;
 pub mod topic_config;
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::broker::client_manager::{ClientChannelInfo, notify_consumer_ids_changed};
 use crate::broker::controller::BrokerShared;
 use crate::broker::long_polling::HeldPull;
+use crate::broker::schedule;
 use crate::broker::topic_config::{check_send_allowed, retry_topic, validate_topic};
 use crate::common::message::{self, MessageToStore, property};
 use crate::common::time::now_millis;
@@ -61,6 +62,10 @@ impl RequestProcessor for SendMessageProcessor {
             request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
                 let v2: SendMessageRequestHeaderV2 = header!(req);
                 v2.into()
+            }
+            request::CONSUMER_SEND_MSG_BACK => {
+                let h: ConsumerSendMsgBackRequestHeader = header!(req);
+                return Some(self.send_back(&req, h));
             }
             code => {
                 return Some(error(
@@ -173,6 +178,12 @@ impl SendMessageProcessor {
             m.tags_code = props.get(property::TAGS).map_or(0, message::tags_hash);
             m.properties = message::properties_to_string(&props);
             m.body = body;
+            let level = props.get(property::DELAY).and_then(|l| l.trim().parse::<i32>().ok()).unwrap_or(0);
+            if level > 0
+                && message::sys_flag::transaction_value(m.sys_flag) != message::sys_flag::TRANSACTION_PREPARED_TYPE
+            {
+                schedule::to_schedule_topic(&mut m, level, b.config.max_delay_level() as i32);
+            }
             vec![m]
         };
         if msgs.iter().any(|m| m.properties.len() > i16::MAX as usize) {
@@ -212,6 +223,88 @@ impl SendMessageProcessor {
             transaction_id: None,
         });
         resp
+    }
+}
+
+impl SendMessageProcessor {
+    /// CONSUMER_SEND_MSG_BACK: a message the consumer failed goes to
+    /// `%RETRY%<group>` after a delay (level 3 + reconsume times, or the
+    /// level asked for), or to `%DLQ%<group>` once it was consumed
+    /// `retryMaxTimes` times (or the level is negative).
+    fn send_back(&self, req: &RemotingCommand, h: ConsumerSendMsgBackRequestHeader) -> RemotingCommand {
+        let b = &self.0;
+        let Some(group) = b.groups.find_or_create(&h.group) else {
+            return error(
+                response::SUBSCRIPTION_GROUP_NOT_EXIST,
+                format!("subscription group not exist, {} {FAQ}", h.group),
+            );
+        };
+        if !perm::is_writeable(b.config.broker_permission as i32) {
+            return error(
+                response::NO_PERMISSION,
+                format!("the broker[{}] sending message is forbidden", b.config.broker_ip1),
+            );
+        }
+        if group.retry_queue_nums <= 0 {
+            return ok();
+        }
+        let Some(mut msg) = b.store.look_message_by_offset(h.offset) else {
+            return error(response::SYSTEM_ERROR, format!("look message by offset failed, {}", h.offset));
+        };
+        let mut props = msg.message.properties.clone();
+        if props.get(property::RETRY_TOPIC).is_none() {
+            props.insert(property::RETRY_TOPIC, msg.message.topic.clone());
+        }
+        props.insert(property::WAIT, "false");
+        // Clients from 3.4.9 (version 121) on send their own maximum.
+        let max_times = h.max_reconsume_times.filter(|_| req.version >= 121).unwrap_or(group.retry_max_times);
+        let rw = perm::PERM_READ | perm::PERM_WRITE;
+        let (topic, queue_nums, delay) = if msg.reconsume_times >= max_times || h.delay_level < 0 {
+            (crate::broker::topic_config::dlq_topic(&h.group), 1, 0)
+        } else {
+            let level = if h.delay_level == 0 { 3 + msg.reconsume_times } else { h.delay_level };
+            (retry_topic(&h.group), group.retry_queue_nums, level)
+        };
+        let tc = match b.topics.select(&topic) {
+            Some(tc) => tc,
+            None => match b.topics.create_in_send_back(&topic, queue_nums, rw, 0) {
+                Ok(tc) => {
+                    b.register_now();
+                    tc
+                }
+                Err(_) => return error(response::SYSTEM_ERROR, format!("topic[{topic}] not exist")),
+            },
+        };
+        if !perm::is_writeable(tc.perm) {
+            return error(response::NO_PERMISSION, format!("the topic[{topic}] sending message is forbidden"));
+        }
+        if props.get(property::ORIGIN_MESSAGE_ID).is_none_or(str::is_empty) {
+            props.insert(
+                property::ORIGIN_MESSAGE_ID,
+                h.origin_msg_id.clone().filter(|s| !s.is_empty()).unwrap_or(msg.msg_id.clone()),
+            );
+        }
+        props.remove(property::DELAY);
+        msg.message.properties = props;
+        let mut back = MessageToStore {
+            topic,
+            queue_id: (rand_u32() % tc.write_queue_nums.max(1) as u32) as i32,
+            flag: msg.message.flag,
+            body: msg.message.body.clone(),
+            tags_code: msg.message.tags().map_or(0, message::tags_hash),
+            properties: message::properties_to_string(&msg.message.properties),
+            sys_flag: msg.sys_flag,
+            born_timestamp: msg.born_timestamp,
+            born_host: msg.born_host,
+            store_host: msg.store_host,
+            reconsume_times: msg.reconsume_times + 1,
+            prepared_transaction_offset: 0,
+        };
+        if delay > 0 {
+            schedule::to_schedule_topic(&mut back, delay, b.config.max_delay_level() as i32);
+        }
+        let r = b.store.put_message(&back, false);
+        if r.is_ok() { ok() } else { error(response::SYSTEM_ERROR, format!("{:?}", r.status)) }
     }
 }
 

@@ -413,6 +413,315 @@ pub struct GetConsumerListByGroupResponseBody {
     pub consumer_id_list: Vec<String>,
 }
 
+// ---- Orderly consumption: queue locks ----
+//
+// LOCK_BATCH_MQ / UNLOCK_BATCH_MQ bodies (RocketMQ: LockBatchRequestBody,
+// UnlockBatchRequestBody, LockBatchResponseBody) and the MessageQueue they
+// carry, which the admin bodies below use too. Java sends each `Set<MessageQueue>` as a JSON array.
+
+/// One queue of a topic on one broker group (RocketMQ: MessageQueue). Ordered
+/// by topic, then broker name, then queue id, as Apache compares them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MessageQueue {
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub topic: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub broker_name: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub queue_id: i32,
+}
+
+impl MessageQueue {
+    pub fn new(topic: impl Into<String>, broker_name: impl Into<String>, queue_id: i32) -> Self {
+        MessageQueue { topic: topic.into(), broker_name: broker_name.into(), queue_id }
+    }
+}
+
+/// LOCK_BATCH_MQ request body: the queues `client_id` wants for `consumer_group`.
+/// `onlyThisBroker` comes from 5.x clients (a 4.x broker only ever locks its own
+/// table); it is kept when present and not written when absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LockBatchRequestBody {
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub consumer_group: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub client_id: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub mq_set: BTreeSet<MessageQueue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_this_broker: Option<bool>,
+}
+
+/// UNLOCK_BATCH_MQ request body: the queues `client_id` gives back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UnlockBatchRequestBody {
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub consumer_group: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub client_id: String,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub mq_set: BTreeSet<MessageQueue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_this_broker: Option<bool>,
+}
+
+/// LOCK_BATCH_MQ response body: the requested queues the requester now holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LockBatchResponseBody {
+    #[serde(rename = "lockOKMQSet", deserialize_with = "lenient::or_default")]
+    pub lock_ok_mq_set: BTreeSet<MessageQueue>,
+}
+
+// ---- Admin: statistics and tables (RocketMQ: GroupList, MessageQueue,
+// TopicOffset, TopicStatsTable, OffsetWrapper, ConsumeStats,
+// ConsumerOffsetSerializeWrapper, the delay offset table).
+//
+// Apache's fastjson writes a map keyed by MessageQueue with each key as a
+// JSON object, unquoted: `{"offsetTable":{{"brokerName":"b","queueId":0,
+// "topic":"T"}:{"maxOffset":3,...}}}`. That is not standard JSON, but it is
+// what Apache's admin tools read; `encode`/`decode` below write and read it.
+
+/// QUERY_TOPIC_CONSUME_BY_WHO body: group names (RocketMQ: GroupList).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GroupList {
+    pub group_list: BTreeSet<String>,
+}
+
+/// A MessageQueue key as fastjson writes it: fields in alphabetical order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MqKey<'a> {
+    broker_name: &'a str,
+    queue_id: i32,
+    topic: &'a str,
+}
+
+/// A queue's offsets in GET_TOPIC_STATS_INFO (RocketMQ: TopicOffset).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TopicOffset {
+    pub last_update_timestamp: i64,
+    pub max_offset: i64,
+    pub min_offset: i64,
+}
+
+/// A queue's offsets in GET_CONSUME_STATS (RocketMQ: OffsetWrapper).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OffsetWrapper {
+    pub broker_offset: i64,
+    pub consumer_offset: i64,
+    pub last_timestamp: i64,
+}
+
+/// GET_TOPIC_STATS_INFO body (RocketMQ: TopicStatsTable), queues in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicStatsTable {
+    pub offset_table: Vec<(MessageQueue, TopicOffset)>,
+}
+
+impl TopicStatsTable {
+    /// fastjson's form: `{"offsetTable":{{mq}:{offsets},...}}`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = b"{\"offsetTable\":".to_vec();
+        out.extend_from_slice(&encode_mq_map(&self.offset_table));
+        out.push(b'}');
+        out
+    }
+
+    /// Reads fastjson's form (and the same with standard-JSON values).
+    pub fn decode(body: &[u8]) -> Result<Self, String> {
+        let mut t = TopicStatsTable::default();
+        for (key, value) in mq_json::object(body)? {
+            if key == "offsetTable" {
+                t.offset_table = mq_json::mq_map(&value)?;
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// GET_CONSUME_STATS body (RocketMQ: ConsumeStats), queues in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsumeStats {
+    pub offset_table: Vec<(MessageQueue, OffsetWrapper)>,
+    pub consume_tps: f64,
+}
+
+impl ConsumeStats {
+    /// fastjson's form: `{"consumeTps":0.0,"offsetTable":{{mq}:{offsets},...}}`.
+    pub fn encode(&self) -> Vec<u8> {
+        let tps = if self.consume_tps.is_finite() { self.consume_tps } else { 0.0 };
+        let mut out = format!("{{\"consumeTps\":{tps:?},\"offsetTable\":").into_bytes();
+        out.extend_from_slice(&encode_mq_map(&self.offset_table));
+        out.push(b'}');
+        out
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, String> {
+        let mut s = ConsumeStats::default();
+        for (key, value) in mq_json::object(body)? {
+            match key.as_str() {
+                "offsetTable" => s.offset_table = mq_json::mq_map(&value)?,
+                "consumeTps" => {
+                    s.consume_tps = serde_json::from_slice(&value).map_err(|e| format!("consumeTps: {e}"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+
+    /// Sum over queues of brokerOffset - consumerOffset (RocketMQ: computeTotalDiff).
+    pub fn total_diff(&self) -> i64 {
+        self.offset_table.iter().map(|(_, w)| w.broker_offset - w.consumer_offset).sum()
+    }
+}
+
+/// `{mq}:{value},...` inside braces, each key a MessageQueue object.
+fn encode_mq_map<V: Serialize>(entries: &[(MessageQueue, V)]) -> Vec<u8> {
+    let mut out = vec![b'{'];
+    for (i, (mq, v)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let key = MqKey { broker_name: &mq.broker_name, queue_id: mq.queue_id, topic: &mq.topic };
+        out.extend_from_slice(&crate::remoting::json::to_body(&key));
+        out.push(b':');
+        out.extend_from_slice(&crate::remoting::json::to_body(v));
+    }
+    out.push(b'}');
+    out
+}
+
+/// A reader for objects whose keys may be JSON objects (fastjson's maps
+/// keyed by MessageQueue).
+mod mq_json {
+    use serde::de::DeserializeOwned;
+
+    use super::MessageQueue;
+
+    fn skip_ws(b: &[u8], pos: &mut usize) {
+        while b.get(*pos).is_some_and(|c| c.is_ascii_whitespace()) {
+            *pos += 1;
+        }
+    }
+
+    fn expect(b: &[u8], pos: &mut usize, c: u8) -> Result<(), String> {
+        skip_ws(b, pos);
+        if b.get(*pos) == Some(&c) {
+            *pos += 1;
+            Ok(())
+        } else {
+            Err(format!("expected '{}' at byte {}", c as char, *pos))
+        }
+    }
+
+    /// The raw bytes of the value at `pos`: a standard JSON value, or an
+    /// object whose keys are objects (read recursively).
+    fn raw_value<'a>(b: &'a [u8], pos: &mut usize) -> Result<&'a [u8], String> {
+        skip_ws(b, pos);
+        let start = *pos;
+        let rest = b.get(start..).ok_or("unexpected end")?;
+        let mut it = serde_json::Deserializer::from_slice(rest).into_iter::<serde_json::Value>();
+        match it.next() {
+            Some(Ok(_)) => {
+                *pos = start + it.byte_offset();
+                Ok(&b[start..*pos])
+            }
+            _ if rest.first() == Some(&b'{') => {
+                let mut p = start;
+                entries(b, &mut p)?;
+                *pos = p;
+                Ok(&b[start..p])
+            }
+            Some(Err(e)) => Err(format!("at byte {start}: {e}")),
+            None => Err("unexpected end".into()),
+        }
+    }
+
+    /// A raw key and its raw value.
+    type Entry<'a> = (&'a [u8], &'a [u8]);
+
+    /// The (raw key, raw value) pairs of the object at `pos`.
+    fn entries<'a>(b: &'a [u8], pos: &mut usize) -> Result<Vec<Entry<'a>>, String> {
+        expect(b, pos, b'{')?;
+        let mut out = Vec::new();
+        skip_ws(b, pos);
+        if b.get(*pos) == Some(&b'}') {
+            *pos += 1;
+            return Ok(out);
+        }
+        loop {
+            let k = raw_value(b, pos)?;
+            expect(b, pos, b':')?;
+            let v = raw_value(b, pos)?;
+            out.push((k, v));
+            skip_ws(b, pos);
+            match b.get(*pos) {
+                Some(b',') => *pos += 1,
+                Some(b'}') => {
+                    *pos += 1;
+                    return Ok(out);
+                }
+                _ => return Err(format!("expected ',' or '}}' at byte {}", *pos)),
+            }
+        }
+    }
+
+    /// A top-level object: string keys, raw values.
+    pub fn object(body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let mut pos = 0;
+        entries(body, &mut pos)?
+            .into_iter()
+            .map(|(k, v)| {
+                let key: String = serde_json::from_slice(k).map_err(|e| format!("bad key: {e}"))?;
+                Ok((key, v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// A map keyed by MessageQueue objects (or by strings holding one).
+    pub fn mq_map<V: DeserializeOwned>(raw: &[u8]) -> Result<Vec<(MessageQueue, V)>, String> {
+        let mut pos = 0;
+        entries(raw, &mut pos)?
+            .into_iter()
+            .map(|(k, v)| {
+                let mq = match serde_json::from_slice::<MessageQueue>(k) {
+                    Ok(mq) => mq,
+                    Err(e) => {
+                        let s: String = serde_json::from_slice(k).map_err(|_| format!("bad queue key: {e}"))?;
+                        serde_json::from_str(&s).map_err(|e| format!("bad queue key: {e}"))?
+                    }
+                };
+                let value = crate::remoting::json::from_body(v).map_err(|e| format!("bad queue value: {e}"))?;
+                Ok((mq, value))
+            })
+            .collect()
+    }
+}
+
+/// GET_ALL_CONSUMER_OFFSET body, the consumerOffset.json content: offsets
+/// by `topic@group`, then by queue id (RocketMQ: ConsumerOffsetSerializeWrapper).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumerOffsetSerializeWrapper {
+    pub offset_table: BTreeMap<String, BTreeMap<i32, i64>>,
+}
+
+/// GET_ALL_DELAY_OFFSET body, the delayOffset.json content: offsets by
+/// delay level.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DelayOffsetSerializeWrapper {
+    pub offset_table: BTreeMap<i32, i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
