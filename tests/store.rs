@@ -409,7 +409,8 @@ fn sigkill_under_sync_flush_loses_no_acknowledged_message() {
         assert!(count >= stop_after, "round {round}: the child died early after {count} acks");
         total_acked.fetch_add(count as i64, Ordering::Relaxed);
 
-        let store = MessageStore::open(config(dir.path())).unwrap();
+        let store = MessageStore::open(config(dir.path()))
+            .unwrap_or_else(|e| panic!("round {round}: the store did not reopen after SIGKILL: {e}"));
         for (t, seqs) in acked.iter().enumerate() {
             let stored = read_all(&store, "Kill", t as i32, 0);
             let bodies: std::collections::HashSet<Vec<u8>> = stored.iter().map(|m| m.message.body.to_vec()).collect();

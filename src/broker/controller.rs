@@ -46,6 +46,8 @@ pub struct BrokerShared {
     pub store_host: SocketAddr,
     /// The client to the name servers (none configured: none).
     namesrv: Option<Arc<RemotingClient>>,
+    /// Requests to connected clients (GET_CONSUMER_RUNNING_INFO is forwarded).
+    pub invoker: crate::remoting::ServerInvoker,
     /// Queue locks for orderly consumption.
     pub locks: Arc<crate::broker::rebalance_lock::RebalanceLockManager>,
     /// Delayed messages (SCHEDULE_TOPIC_XXXX back to their topics).
@@ -189,6 +191,7 @@ impl BrokerController {
             hold,
             namesrv: namesrv_client.clone(),
             locks: Arc::default(),
+            invoker: server.invoker(),
             schedule: crate::broker::schedule::ScheduleMessageService::start(
                 store.clone(),
                 root.join("config").join("delayOffset.json"),

@@ -225,3 +225,79 @@ impl From<SendMessageRequestHeader> for SendMessageRequestHeaderV2 {
         }
     }
 }
+
+command_header! {
+    /// UPDATE_AND_CREATE_TOPIC (17). RocketMQ: CreateTopicRequestHeader
+    pub struct CreateTopicRequestHeader {
+        topic: String = "topic",
+        default_topic: String = "defaultTopic",
+        read_queue_nums: i32 = "readQueueNums",
+        write_queue_nums: i32 = "writeQueueNums",
+        perm: i32 = "perm",
+        topic_filter_type: String = "topicFilterType",
+        topic_sys_flag: Option<i32> = "topicSysFlag",
+        order: bool = "order",
+    }
+
+    /// DELETE_TOPIC_IN_BROKER (215). RocketMQ: DeleteTopicRequestHeader
+    pub struct DeleteTopicRequestHeader {
+        topic: String = "topic",
+    }
+
+    /// GET_MAX_OFFSET (30), GET_MIN_OFFSET (31), GET_EARLIEST_MSG_STORETIME
+    /// (32). RocketMQ: GetMaxOffsetRequestHeader, GetMinOffsetRequestHeader,
+    /// GetEarliestMsgStoretimeRequestHeader
+    pub struct QueueRequestHeader {
+        topic: String = "topic",
+        queue_id: i32 = "queueId",
+    }
+
+    /// GET_MAX_OFFSET, GET_MIN_OFFSET and SEARCH_OFFSET_BY_TIMESTAMP replies.
+    /// RocketMQ: GetMaxOffsetResponseHeader, GetMinOffsetResponseHeader,
+    /// SearchOffsetResponseHeader
+    pub struct OffsetResponseHeader {
+        offset: i64 = "offset",
+    }
+
+    /// SEARCH_OFFSET_BY_TIMESTAMP (29). RocketMQ: SearchOffsetRequestHeader
+    pub struct SearchOffsetRequestHeader {
+        topic: String = "topic",
+        queue_id: i32 = "queueId",
+        timestamp: i64 = "timestamp",
+    }
+
+    /// RocketMQ: GetEarliestMsgStoretimeResponseHeader
+    pub struct GetEarliestMsgStoretimeResponseHeader {
+        timestamp: i64 = "timestamp",
+    }
+
+    /// VIEW_MESSAGE_BY_ID (33): `offset` is a CommitLog offset.
+    /// RocketMQ: ViewMessageRequestHeader
+    pub struct ViewMessageRequestHeader {
+        offset: i64 = "offset",
+    }
+
+    /// QUERY_TOPIC_CONSUME_BY_WHO (300) and GET_TOPIC_STATS_INFO (202).
+    /// RocketMQ: QueryTopicConsumeByWhoRequestHeader, GetTopicStatsInfoRequestHeader
+    pub struct TopicRequestHeader {
+        topic: String = "topic",
+    }
+
+    /// GET_CONSUMER_CONNECTION_LIST (203). RocketMQ: GetConsumerConnectionListRequestHeader
+    pub struct GetConsumerConnectionListRequestHeader {
+        consumer_group: String = "consumerGroup",
+    }
+
+    /// GET_CONSUME_STATS (208). RocketMQ: GetConsumeStatsRequestHeader
+    pub struct GetConsumeStatsRequestHeader {
+        consumer_group: String = "consumerGroup",
+        topic: Option<String> = "topic",
+    }
+
+    /// GET_CONSUMER_RUNNING_INFO (307). RocketMQ: GetConsumerRunningInfoRequestHeader
+    pub struct GetConsumerRunningInfoRequestHeader {
+        consumer_group: String = "consumerGroup",
+        client_id: String = "clientId",
+        jstack_enable: Option<bool> = "jstackEnable",
+    }
+}

@@ -22,4 +22,4 @@ pub use connection::{Channel, ReplyTo};
 pub use dispatch::{InvokeResult, RequestProcessor};
 pub use error::RemotingError;
 pub use header::{CommandHeader, HeaderError};
-pub use server::{ChannelEventListener, RemotingServer, ServerConfig};
+pub use server::{ChannelEventListener, RemotingServer, ServerConfig, ServerInvoker};

@@ -70,6 +70,32 @@ struct Running {
     housekeeping: ServiceThread,
 }
 
+/// Sends requests from a server to its connected clients and matches
+/// their answers (the server's response table).
+#[derive(Clone)]
+pub struct ServerInvoker(Arc<ResponseTable>);
+
+impl ServerInvoker {
+    /// Sends `request` on `channel` and waits up to `timeout` for the answer.
+    pub fn invoke_sync(&self, channel: &Channel, request: RemotingCommand, timeout: Duration) -> InvokeResult {
+        let deadline = Deadline::after(timeout);
+        let slot = Arc::new(crate::common::wait::OneShot::new());
+        let opaque = request.opaque;
+        self.0.insert(opaque, channel.connection(), timeout, Waiter::Sync(slot.clone()));
+        if let Err(e) = channel.connection().send(&request) {
+            self.0.remove(opaque);
+            return Err(e);
+        }
+        match slot.wait(deadline) {
+            Some(r) => r,
+            None => {
+                self.0.remove(opaque);
+                Err(RemotingError::Timeout { addr: channel.remote_addr().to_string(), timeout })
+            }
+        }
+    }
+}
+
 /// A server: listeners, selectors, codec threads and registered processors.
 pub struct RemotingServer {
     config: ServerConfig,
@@ -200,21 +226,12 @@ impl RemotingServer {
     /// Sends a request to a connected client and waits for its answer
     /// (e.g. GET_CONSUMER_RUNNING_INFO).
     pub fn invoke_sync(&self, channel: &Channel, request: RemotingCommand, timeout: Duration) -> InvokeResult {
-        let deadline = Deadline::after(timeout);
-        let slot = Arc::new(crate::common::wait::OneShot::new());
-        let opaque = request.opaque;
-        self.table.insert(opaque, channel.connection(), timeout, Waiter::Sync(slot.clone()));
-        if let Err(e) = channel.connection().send(&request) {
-            self.table.remove(opaque);
-            return Err(e);
-        }
-        match slot.wait(deadline) {
-            Some(r) => r,
-            None => {
-                self.table.remove(opaque);
-                Err(RemotingError::Timeout { addr: channel.remote_addr().to_string(), timeout })
-            }
-        }
+        self.invoker().invoke_sync(channel, request, timeout)
+    }
+
+    /// A handle processors keep to send requests to clients.
+    pub fn invoker(&self) -> ServerInvoker {
+        ServerInvoker(self.table.clone())
     }
 
     /// Sends a request that expects no answer to a connected client.

@@ -136,6 +136,13 @@ impl MappedFileQueue {
                         continue;
                     }
                     let len = e.metadata()?.len();
+                    if len < self.file_size as u64 && std::fs::read(e.path())?.iter().all(|b| *b == 0) {
+                        // A file being created when the process died (created,
+                        // not yet sized): it never held data.
+                        log::warn!("removing {}: an unfinished, empty file", e.path().display());
+                        std::fs::remove_file(e.path())?;
+                        continue;
+                    }
                     if len != self.file_size as u64 {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
@@ -366,6 +373,12 @@ mod tests {
         assert_eq!(q2.min_offset(), 2048);
         let wrong = MappedFileQueue::new(dir.path().to_path_buf(), 512, None);
         assert!(wrong.load().is_err(), "a file of another size is refused with an error");
+        // A file the process died creating (empty, not yet sized) is dropped.
+        std::fs::write(dir.path().join(crate::store::mapped_file::file_name(3072)), b"").unwrap();
+        let q3 = MappedFileQueue::new(dir.path().to_path_buf(), 1024, None);
+        q3.load().unwrap();
+        assert_eq!(q3.files().len(), 1);
+        assert!(!dir.path().join(crate::store::mapped_file::file_name(3072)).exists());
     }
 
     #[test]
