@@ -249,3 +249,62 @@ fn batches_offsets_heartbeats_and_errors() {
     assert_eq!(r.code, response::SYSTEM_ERROR);
     assert!(r.remark.unwrap().contains("<b>"), "names the missing field");
 }
+
+#[test]
+fn a_hostile_connection_does_not_disturb_a_well_behaved_one() {
+    use std::io::{Read, Write};
+    let c = cluster();
+    let b = c.broker.addr().to_string();
+    assert_eq!(c.client.invoke_sync(&b, send_v2("Calm", b"before", "A", 0), T).unwrap().code, response::SUCCESS);
+    for hostile in [&b"\xff\xff\xff\xffgarbage"[..], &b"\x00\x00\x00\x10\x00\x00\x00\x08{bad json"[..]] {
+        let mut s = std::net::TcpStream::connect(&b).unwrap();
+        s.write_all(hostile).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "the broker closes a hostile connection");
+    }
+    assert_eq!(c.client.invoke_sync(&b, send_v2("Calm", b"after", "A", 0), T).unwrap().code, response::SUCCESS);
+    let (_, msgs) = pull_n(&c, "Calm", 0, "*", 2);
+    assert_eq!(&msgs[1].message.body[..], b"after");
+}
+
+#[test]
+fn offsets_and_topics_survive_a_broker_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || BrokerConfig {
+        listen_port: 0,
+        store: rmq::store::StoreConfig {
+            mapped_file_size_commit_log: 1024 * 1024,
+            ..rmq::store::StoreConfig::at(dir.path().join("store"))
+        },
+        ..Default::default()
+    };
+    let client = RemotingClient::start(ClientConfig::default()).unwrap();
+    let q = QueryConsumerOffsetRequestHeader { consumer_group: "cg".into(), topic: "Kept".into(), queue_id: 0 };
+    {
+        let broker = BrokerController::start(cfg()).unwrap();
+        let b = broker.addr().to_string();
+        for i in 0..3 {
+            let body = format!("m{i}");
+            assert_eq!(client.invoke_sync(&b, send_v2("Kept", body.as_bytes(), "A", 0), T).unwrap().code, 0);
+        }
+        let u = UpdateConsumerOffsetRequestHeader {
+            consumer_group: "cg".into(),
+            topic: "Kept".into(),
+            queue_id: 0,
+            commit_offset: 2,
+        };
+        client.invoke_sync(&b, RemotingCommand::request_with(request::UPDATE_CONSUMER_OFFSET, &u), T).unwrap();
+    }
+    let broker = BrokerController::start(cfg()).unwrap();
+    let b = broker.addr().to_string();
+    let r = client.invoke_sync(&b, RemotingCommand::request_with(request::QUERY_CONSUMER_OFFSET, &q), T).unwrap();
+    assert_eq!(
+        r.header::<QueryConsumerOffsetResponseHeader>().unwrap().offset,
+        2,
+        "the committed offset was persisted"
+    );
+    assert!(broker.shared().topics.select("Kept").is_some(), "the auto-created topic was persisted");
+    let r = client.invoke_sync(&b, send_v2("Kept", b"m3", "A", 0), T).unwrap();
+    assert_eq!(r.header::<SendMessageResponseHeader>().unwrap().queue_offset, 3, "queue offsets continue");
+}
