@@ -4,6 +4,7 @@
 //! <- `namesrv` / `broker`; `client` uses `common` and `remoting` only.
 
 pub mod broker;
+pub mod client;
 pub mod common;
 pub mod namesrv;
 pub mod remoting;

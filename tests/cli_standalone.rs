@@ -50,6 +50,27 @@ fn standalone_serves_and_stops_cleanly_on_sigterm() {
     assert_eq!(r.code, response::SUCCESS);
     assert!(dir.path().join("broker/abort").exists(), "a running store has its abort file");
 
+    // rmq admin, as a user types it.
+    let admin = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rmq"))
+            .arg("admin")
+            .args(args)
+            .args(["-n", &format!("127.0.0.1:{ns}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "rmq admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let created = admin(&["updateTopic", "-c", "DefaultCluster", "-t", "CliTopic", "-r", "2", "-w", "2"]);
+    assert!(created.contains("success"), "{created}");
+    assert!(admin(&["topicList"]).contains("CliTopic"));
+    let route = admin(&["topicRoute", "-t", "CliTopic"]);
+    assert!(route.contains(&format!("127.0.0.1:{br}")) && route.contains("\"writeQueueNums\":2"), "{route}");
+    assert!(admin(&["clusterList"]).contains("broker-a"));
+    assert!(admin(&["topicStatus", "-t", "CliTopic"]).contains("broker-a"));
+    admin(&["deleteTopic", "-c", "DefaultCluster", "-t", "CliTopic"]);
+    assert!(!admin(&["topicList"]).contains("CliTopic"));
+
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");

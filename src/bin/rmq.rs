@@ -13,6 +13,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Administration, named and flagged like Apache's mqadmin.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// The name server (default 127.0.0.1:9876).
     Namesrv {
         /// Listen address.
@@ -51,10 +56,177 @@ enum Command {
     },
 }
 
+/// `rmq admin` commands (RocketMQ: mqadmin sub-commands).
+#[derive(Subcommand)]
+#[allow(clippy::enum_variant_names)]
+enum AdminCommand {
+    /// Create or update a topic on a broker (-b) or every master of a cluster (-c).
+    #[command(name = "updateTopic")]
+    UpdateTopic {
+        #[arg(short = 'n', long)]
+        namesrv: Option<String>,
+        #[arg(short = 't', long)]
+        topic: String,
+        #[arg(short = 'b', long)]
+        broker: Option<String>,
+        #[arg(short = 'c', long)]
+        cluster: Option<String>,
+        #[arg(short = 'r', long, default_value_t = 8)]
+        read_queue_nums: i32,
+        #[arg(short = 'w', long, default_value_t = 8)]
+        write_queue_nums: i32,
+        #[arg(short = 'p', long, default_value_t = 6)]
+        perm: i32,
+        #[arg(short = 'o', long, default_value_t = false)]
+        order: bool,
+    },
+    /// Delete a topic from a cluster's brokers and the name servers.
+    #[command(name = "deleteTopic")]
+    DeleteTopic {
+        #[arg(short = 'n', long)]
+        namesrv: Option<String>,
+        #[arg(short = 't', long)]
+        topic: String,
+        #[arg(short = 'c', long)]
+        cluster: String,
+    },
+    /// Every topic the name servers know.
+    #[command(name = "topicList")]
+    TopicList {
+        #[arg(short = 'n', long)]
+        namesrv: Option<String>,
+    },
+    /// A topic's route.
+    #[command(name = "topicRoute")]
+    TopicRoute {
+        #[arg(short = 'n', long)]
+        namesrv: Option<String>,
+        #[arg(short = 't', long)]
+        topic: String,
+    },
+    /// A topic's queues with their min and max offsets.
+    #[command(name = "topicStatus")]
+    TopicStatus {
+        #[arg(short = 'n', long)]
+        namesrv: Option<String>,
+        #[arg(short = 't', long)]
+        topic: String,
+    },
+    /// Clusters and their brokers.
+    #[command(name = "clusterList")]
+    ClusterList {
+        #[arg(short = 'n', long)]
+        namesrv: Option<String>,
+    },
+    /// A broker's runtime information.
+    #[command(name = "brokerStatus")]
+    BrokerStatus {
+        #[arg(short = 'n', long)]
+        namesrv: Option<String>,
+        #[arg(short = 'b', long)]
+        broker: String,
+    },
+    /// A consumer group's progress per queue.
+    #[command(name = "consumerProgress")]
+    ConsumerProgress {
+        #[arg(short = 'n', long)]
+        namesrv: Option<String>,
+        #[arg(short = 'g', long)]
+        group: String,
+    },
+    /// A message by its offset message id.
+    #[command(name = "queryMsgById")]
+    QueryMsgById {
+        #[arg(short = 'n', long)]
+        namesrv: Option<String>,
+        #[arg(short = 'i', long)]
+        id: String,
+    },
+}
+
+/// The name servers: -n, else NAMESRV_ADDR, else 127.0.0.1:9876.
+fn namesrv_of(n: &Option<String>) -> String {
+    n.clone().or_else(|| std::env::var("NAMESRV_ADDR").ok()).unwrap_or_else(|| "127.0.0.1:9876".into())
+}
+
+fn admin(cmd: AdminCommand) -> Result<String, String> {
+    use rmq::client::admin::{self as a, Admin, Target};
+    let connect = |n: &Option<String>| Admin::new(&namesrv_of(n)).map_err(|e| e.to_string());
+    let e = |err: a::AdminError| err.to_string();
+    Ok(match cmd {
+        AdminCommand::UpdateTopic {
+            namesrv,
+            topic,
+            broker,
+            cluster,
+            read_queue_nums,
+            write_queue_nums,
+            perm,
+            order,
+        } => {
+            let target = match (broker, cluster) {
+                (Some(b), _) => Target::Broker(b),
+                (None, Some(c)) => Target::Cluster(c),
+                (None, None) => return Err("updateTopic needs -b <broker addr> or -c <cluster>".into()),
+            };
+            let mut cfg = a::default_topic_config(&topic);
+            cfg.read_queue_nums = read_queue_nums;
+            cfg.write_queue_nums = write_queue_nums;
+            cfg.perm = perm;
+            cfg.order = order;
+            let done = connect(&namesrv)?.update_topic(target, cfg.clone()).map_err(e)?;
+            format!("create topic to {} success.\n{cfg:?}\n", done.join(", "))
+        }
+        AdminCommand::DeleteTopic { namesrv, topic, cluster } => {
+            connect(&namesrv)?.delete_topic(&cluster, &topic).map_err(e)?;
+            format!("delete topic [{topic}] from cluster [{cluster}] success.\n")
+        }
+        AdminCommand::TopicList { namesrv } => a::render_topic_list(&connect(&namesrv)?.topic_list().map_err(e)?),
+        AdminCommand::TopicRoute { namesrv, topic } => {
+            a::render_topic_route(&connect(&namesrv)?.topic_route(&topic).map_err(e)?)
+        }
+        AdminCommand::TopicStatus { namesrv, topic } => {
+            a::render_topic_status(&connect(&namesrv)?.topic_status(&topic).map_err(e)?)
+        }
+        AdminCommand::ClusterList { namesrv } => {
+            let adm = connect(&namesrv)?;
+            let info = adm.cluster_info().map_err(e)?;
+            let mut statuses = std::collections::BTreeMap::new();
+            for d in info.broker_addr_table.values() {
+                for addr in d.broker_addrs.values() {
+                    if let Ok(st) = adm.broker_status(addr) {
+                        statuses.insert(addr.clone(), st);
+                    }
+                }
+            }
+            a::render_cluster_list(&info, &statuses)
+        }
+        AdminCommand::BrokerStatus { namesrv, broker } => {
+            a::render_broker_status(Some(&broker), &connect(&namesrv)?.broker_status(&broker).map_err(e)?)
+        }
+        AdminCommand::ConsumerProgress { namesrv, group } => {
+            a::render_consumer_progress(&connect(&namesrv)?.consume_stats(&group).map_err(e)?, None)
+        }
+        AdminCommand::QueryMsgById { namesrv, id } => {
+            a::render_message(&connect(&namesrv)?.query_msg_by_id(&id).map_err(e)?)
+        }
+    })
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Admin { command } => match admin(command) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rmq admin: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Broker { config, overrides } => match broker_from_config(config.as_deref(), &overrides) {
             Ok(b) => {
                 wait_for_signal();
