@@ -3,64 +3,43 @@
 //! updateTopic / deleteTopic, topic and broker status, consumer progress,
 //! view by message id, and the mqadmin-style renderers.
 
+mod support;
+
+use support::cluster::T;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rmq::broker::{BrokerConfig, BrokerController};
 use rmq::client::admin::{self, Admin, AdminError, Target};
 use rmq::common::message::{self, Properties};
 use rmq::common::time::now_millis;
 use rmq::common::wait;
-use rmq::namesrv::{NamesrvConfig, NamesrvController};
+use rmq::remoting::RemotingCommand;
 use rmq::remoting::body::{HeartbeatData, TopicConfig};
 use rmq::remoting::code::{request, response};
 use rmq::remoting::headers::*;
 use rmq::remoting::json::{from_body, to_body};
-use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand};
 
-const T: Duration = Duration::from_secs(5);
-
-/// Fields drop in order: the clients, the broker, the name server, the directory.
+/// The shared cluster plus an admin client (dropped first).
 struct Cluster {
     admin: Admin,
-    client: RemotingClient,
-    broker: BrokerController,
-    ns: NamesrvController,
-    _dir: tempfile::TempDir,
+    inner: support::cluster::Cluster,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = support::cluster::Cluster;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
 }
 
 fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let ns = NamesrvController::start(NamesrvConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        kv_config_path: dir.path().join("kv.json"),
-        ..Default::default()
-    })
-    .unwrap();
-    let cfg = BrokerConfig {
-        listen_port: 0,
-        namesrv_addr: Some(ns.addr().to_string()),
-        store: rmq::store::StoreConfig {
-            mapped_file_size_commit_log: 1024 * 1024,
-            ..rmq::store::StoreConfig::at(dir.path().join("store"))
-        },
-        ..Default::default()
-    };
-    let broker = BrokerController::start(cfg).unwrap();
-    let client = RemotingClient::start(ClientConfig::default()).unwrap();
-    let admin = Admin::new(&ns.addr().to_string()).unwrap().with_timeout(T);
-    Cluster { admin, client, broker, ns, _dir: dir }
+    let inner = support::cluster::Cluster::start();
+    let admin = Admin::new(&inner.ns_addr()).unwrap().with_timeout(T);
+    Cluster { admin, inner }
 }
 
 impl Cluster {
-    fn broker_addr(&self) -> String {
-        self.broker.addr().to_string()
-    }
-
-    fn call(&self, req: RemotingCommand) -> RemotingCommand {
-        self.client.invoke_sync(&self.broker_addr(), req, T).unwrap()
-    }
-
     /// Sends one message to queue `queue_id`; returns its offset message id.
     fn send(&self, topic: &str, body: &[u8], queue_id: i32) -> String {
         let mut props = Properties::new();

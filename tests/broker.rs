@@ -3,50 +3,24 @@
 //! held pull answered as soon as a message lands, tag filtering, offsets,
 //! heartbeats and consumer lists, routes through the name server.
 
+mod support;
+
 use std::time::{Duration, Instant};
+
+use support::cluster::{Cluster, T};
 
 use rmq::broker::processor::pull_flag;
 use rmq::broker::{BrokerConfig, BrokerController};
 use rmq::common::message::{self, Message};
 use rmq::common::wait;
-use rmq::namesrv::{NamesrvConfig, NamesrvController};
 use rmq::remoting::body::{HeartbeatData, TopicRouteData};
 use rmq::remoting::code::{request, response};
 use rmq::remoting::headers::*;
 use rmq::remoting::json::{from_body, to_body};
 use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand, SerializeType};
 
-const T: Duration = Duration::from_secs(5);
-
-/// Fields drop in order: the client, then the broker (it unregisters from
-/// the name server), then the name server, then the directory.
-struct Cluster {
-    client: RemotingClient,
-    broker: BrokerController,
-    ns: NamesrvController,
-    _dir: tempfile::TempDir,
-}
-
 fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let ns = NamesrvController::start(NamesrvConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        kv_config_path: dir.path().join("kv.json"),
-        ..Default::default()
-    })
-    .unwrap();
-    let cfg = BrokerConfig {
-        listen_port: 0,
-        namesrv_addr: Some(ns.addr().to_string()),
-        store: rmq::store::StoreConfig {
-            mapped_file_size_commit_log: 1024 * 1024,
-            ..rmq::store::StoreConfig::at(dir.path().join("store"))
-        },
-        ..Default::default()
-    };
-    let broker = BrokerController::start(cfg).unwrap();
-    let client = RemotingClient::start(ClientConfig::default()).unwrap();
-    Cluster { client, broker, ns, _dir: dir }
+    Cluster::start()
 }
 
 fn send_v2(topic: &str, body: &[u8], tags: &str, queue_id: i32) -> RemotingCommand {

@@ -2,13 +2,14 @@
 //! wire: offset queries, view by offset, topic and group admin, consume and
 //! topic statistics, runtime info, connections, and bad requests.
 
-use std::time::Duration;
+mod support;
 
-use rmq::broker::{BrokerConfig, BrokerController};
+use support::cluster::{Cluster, T};
+
 use rmq::common::message::{self, Properties};
 use rmq::common::time::now_millis;
 use rmq::common::wait;
-use rmq::namesrv::{NamesrvConfig, NamesrvController};
+use rmq::remoting::RemotingCommand;
 use rmq::remoting::body::{
     ConsumeStats, ConsumerConnection, ConsumerOffsetSerializeWrapper, GroupList, HeartbeatData, KvTable,
     TopicConfigSerializeWrapper, TopicRouteData, TopicStatsTable,
@@ -16,37 +17,10 @@ use rmq::remoting::body::{
 use rmq::remoting::code::{request, response};
 use rmq::remoting::headers::*;
 use rmq::remoting::json::{from_body, to_body};
-use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand};
-
-const T: Duration = Duration::from_secs(5);
-
-/// Fields drop in order: the client, the broker, the name server, the directory.
-struct Cluster {
-    client: RemotingClient,
-    broker: BrokerController,
-    ns: NamesrvController,
-    _dir: tempfile::TempDir,
-}
 
 fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let ns = NamesrvController::start(NamesrvConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        kv_config_path: dir.path().join("kv.json"),
-        ..Default::default()
-    })
-    .unwrap();
-    let cfg = BrokerConfig {
-        listen_port: 0,
-        namesrv_addr: Some(ns.addr().to_string()),
-        store: rmq::store::StoreConfig {
-            mapped_file_size_commit_log: 1024 * 1024,
-            ..rmq::store::StoreConfig::at(dir.path().join("store"))
-        },
-        ..Default::default()
-    };
-    let broker = BrokerController::start(cfg).unwrap();
-    let client = RemotingClient::start(ClientConfig::default()).unwrap();
+    let c = Cluster::start();
+    let client = &c.client;
     // As a consumer would: answer GET_CONSUMER_RUNNING_INFO the broker forwards.
     client.register_processor(
         request::GET_CONSUMER_RUNNING_INFO,
@@ -58,18 +32,10 @@ fn cluster() -> Cluster {
             )
         }),
     );
-    Cluster { client, broker, ns, _dir: dir }
+    c
 }
 
 impl Cluster {
-    fn call(&self, req: RemotingCommand) -> RemotingCommand {
-        self.client.invoke_sync(&self.broker.addr().to_string(), req, T).unwrap()
-    }
-
-    fn call_ns(&self, req: RemotingCommand) -> RemotingCommand {
-        self.client.invoke_sync(&self.ns.addr().to_string(), req, T).unwrap()
-    }
-
     /// Sends one message to queue `queue_id`; returns its CommitLog offset.
     fn send(&self, topic: &str, body: &[u8], queue_id: i32) -> i64 {
         let mut props = Properties::new();

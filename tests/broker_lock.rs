@@ -3,49 +3,24 @@
 //! renew, release only by their holder, and expire (a short live time set on
 //! this broker's lock manager stands in for the 60 s default).
 
+mod support;
+
+use support::cluster::{Cluster, T};
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rmq::broker::rebalance_lock::{DEFAULT_LOCK_MAX_LIVE_TIME, lock_manager};
-use rmq::broker::{BrokerConfig, BrokerController};
 use rmq::common::wait;
-use rmq::namesrv::{NamesrvConfig, NamesrvController};
+use rmq::remoting::RemotingCommand;
 use rmq::remoting::body::{LockBatchRequestBody, LockBatchResponseBody, MessageQueue, UnlockBatchRequestBody};
 use rmq::remoting::code::{request, response};
 use rmq::remoting::json::{from_body, to_body};
-use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand};
 
-const T: Duration = Duration::from_secs(5);
 const GROUP: &str = "orderly_cg";
 
-/// Fields drop in order: the client, the broker, the name server, the directory.
-struct Cluster {
-    client: RemotingClient,
-    broker: BrokerController,
-    _ns: NamesrvController,
-    _dir: tempfile::TempDir,
-}
-
 fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let ns = NamesrvController::start(NamesrvConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        kv_config_path: dir.path().join("kv.json"),
-        ..Default::default()
-    })
-    .unwrap();
-    let cfg = BrokerConfig {
-        listen_port: 0,
-        namesrv_addr: Some(ns.addr().to_string()),
-        store: rmq::store::StoreConfig {
-            mapped_file_size_commit_log: 1024 * 1024,
-            ..rmq::store::StoreConfig::at(dir.path().join("store"))
-        },
-        ..Default::default()
-    };
-    let broker = BrokerController::start(cfg).unwrap();
-    let client = RemotingClient::start(ClientConfig::default()).unwrap();
-    Cluster { client, broker, _ns: ns, _dir: dir }
+    Cluster::start()
 }
 
 fn q(i: i32) -> MessageQueue {

@@ -1,0 +1,64 @@
+//! A name server and a broker on free ports with a temp store, and a
+//! remoting client to talk to them: the setup of the broker tests.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use rmq::broker::{BrokerConfig, BrokerController};
+use rmq::namesrv::{NamesrvConfig, NamesrvController};
+use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand};
+
+/// How long a test waits for one answer.
+pub const T: Duration = Duration::from_secs(5);
+
+/// Fields drop in order: the client, the broker (it unregisters from the
+/// name server), the name server, the directory.
+pub struct Cluster {
+    pub client: RemotingClient,
+    pub broker: BrokerController,
+    pub ns: NamesrvController,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = NamesrvController::start(NamesrvConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            kv_config_path: dir.path().join("kv.json"),
+            ..Default::default()
+        })
+        .unwrap();
+        let cfg = BrokerConfig {
+            listen_port: 0,
+            namesrv_addr: Some(ns.addr().to_string()),
+            store: rmq::store::StoreConfig {
+                mapped_file_size_commit_log: 1024 * 1024,
+                ..rmq::store::StoreConfig::at(dir.path().join("store"))
+            },
+            ..Default::default()
+        };
+        let broker = BrokerController::start(cfg).unwrap();
+        let client = RemotingClient::start(ClientConfig::default()).unwrap();
+        Cluster { client, broker, ns, dir }
+    }
+
+    pub fn broker_addr(&self) -> String {
+        self.broker.addr().to_string()
+    }
+
+    pub fn ns_addr(&self) -> String {
+        self.ns.addr().to_string()
+    }
+
+    /// A request to the broker, answered within [`T`].
+    pub fn call(&self, req: RemotingCommand) -> RemotingCommand {
+        self.client.invoke_sync(&self.broker_addr(), req, T).unwrap()
+    }
+
+    /// A request to the name server, answered within [`T`].
+    pub fn call_ns(&self, req: RemotingCommand) -> RemotingCommand {
+        self.client.invoke_sync(&self.ns_addr(), req, T).unwrap()
+    }
+}
