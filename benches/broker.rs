@@ -77,7 +77,38 @@ fn bench(c: &mut Criterion) {
             t0.elapsed()
         })
     });
+    // The same load pipelined: one driver thread keeps up to 512 async sends
+    // in flight across the 16 connections (a load generator, not 16 blocked
+    // threads, so the client side takes less of the 2 cores).
     g.throughput(Throughput::Elements(1));
+    g.bench_function("send_v2_1KiB_16_connections_pipelined", |b| {
+        b.iter_custom(|iters| {
+            let window = Arc::new(rmq::common::wait::Semaphore::new(512));
+            let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let t0 = Instant::now();
+            for i in 0..iters {
+                while !window.try_acquire(T) {}
+                let (w, f) = (window.clone(), failed.clone());
+                clients[i as usize % clients.len()]
+                    .invoke_async(&addr, send("Load", &body), T, move |r| {
+                        if !matches!(r, Ok(ref c) if c.code == response::SUCCESS) {
+                            f.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        w.release();
+                    })
+                    .unwrap();
+            }
+            for _ in 0..512 {
+                while !window.try_acquire(T) {}
+            }
+            let elapsed = t0.elapsed();
+            for _ in 0..512 {
+                window.release();
+            }
+            assert_eq!(failed.load(std::sync::atomic::Ordering::Relaxed), 0);
+            elapsed
+        })
+    });
     let puller = clients[0].clone();
     let sender = clients[1].clone();
     let mut next = 0i64;
