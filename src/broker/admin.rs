@@ -28,24 +28,6 @@ use crate::remoting::{Channel, RemotingCommand, RequestProcessor};
 
 pub struct AdminBrokerProcessor(pub Arc<BrokerShared>);
 
-fn error(code: i32, remark: impl Into<String>) -> RemotingCommand {
-    RemotingCommand::response(code, Some(remark.into()))
-}
-
-fn ok() -> RemotingCommand {
-    RemotingCommand::response(response::SUCCESS, None)
-}
-
-/// Reads the typed header or answers SYSTEM_ERROR naming the bad field.
-macro_rules! header {
-    ($req:expr) => {
-        match $req.header() {
-            Ok(h) => h,
-            Err(e) => return error(response::SYSTEM_ERROR, e.to_string()),
-        }
-    };
-}
-
 impl RequestProcessor for AdminBrokerProcessor {
     fn process(&self, channel: &Channel, req: RemotingCommand) -> Option<RemotingCommand> {
         match req.code {
@@ -72,13 +54,16 @@ impl AdminBrokerProcessor {
             request::VIEW_MESSAGE_BY_ID => self.view_message_by_id(req),
             request::QUERY_TOPIC_CONSUME_BY_WHO => self.query_topic_consume_by_who(req),
             request::GET_ALL_CONSUMER_OFFSET => self.get_all_consumer_offset(),
-            request::GET_ALL_DELAY_OFFSET => ok().with_body(self.0.schedule.offsets_json()),
+            request::GET_ALL_DELAY_OFFSET => RemotingCommand::success().with_body(self.0.schedule.offsets_json()),
             request::GET_CONSUMER_CONNECTION_LIST => self.get_consumer_connection_list(req),
             request::GET_BROKER_RUNTIME_INFO => self.get_broker_runtime_info(),
             request::GET_TOPIC_STATS_INFO => self.get_topic_stats_info(req),
             request::GET_CONSUME_STATS => self.get_consume_stats(req),
             request::GET_CONSUMER_RUNNING_INFO => self.get_consumer_running_info(req),
-            code => error(response::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported")),
+            code => RemotingCommand::error(
+                response::REQUEST_CODE_NOT_SUPPORTED,
+                format!(" request type {code} not supported"),
+            ),
         }
     }
 }
@@ -88,13 +73,13 @@ impl AdminBrokerProcessor {
 
     fn update_and_create_topic(&self, channel: &Channel, req: &RemotingCommand) -> RemotingCommand {
         let b = &self.0;
-        let h: CreateTopicRequestHeader = header!(req);
+        let h: CreateTopicRequestHeader = crate::header_or_answer!(req);
         log::info!("updateAndCreateTopic called by {}", channel.remote_addr());
         if let Err(remark) = validate_topic(&h.topic) {
-            return error(response::SYSTEM_ERROR, remark);
+            return RemotingCommand::error(response::SYSTEM_ERROR, remark);
         }
         if let Err(remark) = b.topics.check_not_system(&h.topic) {
-            return error(response::SYSTEM_ERROR, remark);
+            return RemotingCommand::error(response::SYSTEM_ERROR, remark);
         }
         let tc = TopicConfig {
             topic_name: h.topic.clone(),
@@ -110,38 +95,44 @@ impl AdminBrokerProcessor {
             order: false,
         };
         if let Err(e) = b.topics.update(tc) {
-            return error(response::SYSTEM_ERROR, format!("cannot persist topic {}: {e}", h.topic));
+            return RemotingCommand::error(response::SYSTEM_ERROR, format!("cannot persist topic {}: {e}", h.topic));
         }
         b.register_now();
-        ok()
+        RemotingCommand::success()
     }
 
     fn delete_topic(&self, channel: &Channel, req: &RemotingCommand) -> RemotingCommand {
         let b = &self.0;
-        let h: DeleteTopicRequestHeader = header!(req);
+        let h: DeleteTopicRequestHeader = crate::header_or_answer!(req);
         log::info!("deleteTopic called by {}", channel.remote_addr());
         if let Err(remark) = validate_topic(&h.topic) {
-            return error(response::SYSTEM_ERROR, remark);
+            return RemotingCommand::error(response::SYSTEM_ERROR, remark);
         }
         if let Err(remark) = b.topics.check_not_system(&h.topic) {
-            return error(response::SYSTEM_ERROR, remark);
+            return RemotingCommand::error(response::SYSTEM_ERROR, remark);
         }
         if let Err(e) = b.topics.delete(&h.topic) {
-            return error(response::SYSTEM_ERROR, format!("cannot persist the topics without {}: {e}", h.topic));
+            return RemotingCommand::error(
+                response::SYSTEM_ERROR,
+                format!("cannot persist the topics without {}: {e}", h.topic),
+            );
         }
         if let Err(e) = b.store.delete_topic(&h.topic) {
-            return error(response::SYSTEM_ERROR, format!("cannot delete the consume queues of {}: {e}", h.topic));
+            return RemotingCommand::error(
+                response::SYSTEM_ERROR,
+                format!("cannot delete the consume queues of {}: {e}", h.topic),
+            );
         }
         b.offsets.remove_topic(&h.topic);
-        ok()
+        RemotingCommand::success()
     }
 
     fn get_all_topic_config(&self) -> RemotingCommand {
         let w = self.0.topics.wrapper();
         if w.topic_config_table.is_empty() {
-            return error(response::SYSTEM_ERROR, "No topic in this broker");
+            return RemotingCommand::error(response::SYSTEM_ERROR, "No topic in this broker");
         }
-        ok().with_body(to_body(&w))
+        RemotingCommand::success().with_body(to_body(&w))
     }
 
     // ------------------------------------------------------------ groups
@@ -150,54 +141,62 @@ impl AdminBrokerProcessor {
         log::info!("updateAndCreateSubscriptionGroup called by {}", channel.remote_addr());
         let body = req.body.bytes();
         if body.iter().all(u8::is_ascii_whitespace) || body.as_ref() == b"null" {
-            return ok();
+            return RemotingCommand::success();
         }
         let cfg: SubscriptionGroupConfig = match from_body(&body) {
             Ok(c) => c,
-            Err(e) => return error(response::SYSTEM_ERROR, format!("bad SubscriptionGroupConfig body: {e}")),
+            Err(e) => {
+                return RemotingCommand::error(response::SYSTEM_ERROR, format!("bad SubscriptionGroupConfig body: {e}"));
+            }
         };
         if let Err(e) = self.0.groups.update(cfg) {
-            return error(response::SYSTEM_ERROR, format!("cannot persist the subscription groups: {e}"));
+            return RemotingCommand::error(
+                response::SYSTEM_ERROR,
+                format!("cannot persist the subscription groups: {e}"),
+            );
         }
-        ok()
+        RemotingCommand::success()
     }
 
     fn get_all_subscription_group(&self) -> RemotingCommand {
-        ok().with_body(to_body(&self.0.groups.wrapper()))
+        RemotingCommand::success().with_body(to_body(&self.0.groups.wrapper()))
     }
 
     // ------------------------------------------------------------ offsets
 
     fn get_max_offset(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: QueueRequestHeader = header!(req);
+        let h: QueueRequestHeader = crate::header_or_answer!(req);
         let offset = self.0.store.max_offset_in_queue(&h.topic, h.queue_id);
         RemotingCommand::success_with(&OffsetResponseHeader { offset })
     }
 
     fn get_min_offset(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: QueueRequestHeader = header!(req);
+        let h: QueueRequestHeader = crate::header_or_answer!(req);
         let offset = self.0.store.min_offset_in_queue(&h.topic, h.queue_id);
         RemotingCommand::success_with(&OffsetResponseHeader { offset })
     }
 
     fn search_offset_by_timestamp(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: SearchOffsetRequestHeader = header!(req);
+        let h: SearchOffsetRequestHeader = crate::header_or_answer!(req);
         let offset = self.0.store.offset_in_queue_by_time(&h.topic, h.queue_id, h.timestamp);
         RemotingCommand::success_with(&OffsetResponseHeader { offset })
     }
 
     fn get_earliest_msg_storetime(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: QueueRequestHeader = header!(req);
+        let h: QueueRequestHeader = crate::header_or_answer!(req);
         let timestamp = self.0.store.earliest_message_time(&h.topic, h.queue_id).unwrap_or(-1);
         RemotingCommand::success_with(&GetEarliestMsgStoretimeResponseHeader { timestamp })
     }
 
     /// The stored record at a CommitLog offset, bytes as in the CommitLog.
     fn view_message_by_id(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: ViewMessageRequestHeader = header!(req);
+        let h: ViewMessageRequestHeader = crate::header_or_answer!(req);
         match self.0.store.select_one_message_by_offset(h.offset) {
-            Some(record) => ok().with_body(record),
-            None => error(response::SYSTEM_ERROR, format!("can not find message by the offset, {}", h.offset)),
+            Some(record) => RemotingCommand::success().with_body(record),
+            None => RemotingCommand::error(
+                response::SYSTEM_ERROR,
+                format!("can not find message by the offset, {}", h.offset),
+            ),
         }
     }
 
@@ -206,32 +205,33 @@ impl AdminBrokerProcessor {
         let w = ConsumerOffsetSerializeWrapper {
             offset_table: table.into_iter().map(|(k, q)| (k, q.into_iter().collect::<BTreeMap<_, _>>())).collect(),
         };
-        ok().with_body(to_body(&w))
+        RemotingCommand::success().with_body(to_body(&w))
     }
 
     // ------------------------------------------------------------ consumers
 
     fn query_topic_consume_by_who(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: TopicRequestHeader = header!(req);
+        let h: TopicRequestHeader = crate::header_or_answer!(req);
         let mut groups: BTreeSet<String> = self.0.consumers.groups_subscribing(&h.topic).into_iter().collect();
         groups.extend(self.0.offsets.groups_of_topic(&h.topic));
-        ok().with_body(to_body(&GroupList { group_list: groups }))
+        RemotingCommand::success().with_body(to_body(&GroupList { group_list: groups }))
     }
 
     fn get_consumer_connection_list(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: GetConsumerConnectionListRequestHeader = header!(req);
+        let h: GetConsumerConnectionListRequestHeader = crate::header_or_answer!(req);
         match self.0.consumers.consumer_connection(&h.consumer_group) {
-            Some(c) => ok().with_body(to_body(&c)),
-            None => {
-                error(response::CONSUMER_NOT_ONLINE, format!("the consumer group[{}] not online", h.consumer_group))
-            }
+            Some(c) => RemotingCommand::success().with_body(to_body(&c)),
+            None => RemotingCommand::error(
+                response::CONSUMER_NOT_ONLINE,
+                format!("the consumer group[{}] not online", h.consumer_group),
+            ),
         }
     }
 
     fn get_consumer_running_info(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: GetConsumerRunningInfoRequestHeader = header!(req);
+        let h: GetConsumerRunningInfoRequestHeader = crate::header_or_answer!(req);
         let Some(info) = self.0.consumers.find_channel(&h.consumer_group, &h.client_id) else {
-            return error(
+            return RemotingCommand::error(
                 response::SYSTEM_ERROR,
                 format!("The Consumer <{}> <{}> not online", h.consumer_group, h.client_id),
             );
@@ -244,7 +244,7 @@ impl AdminBrokerProcessor {
                 r.flag = 0;
                 r
             }
-            Err(rmq_err) => error(
+            Err(rmq_err) => RemotingCommand::error(
                 response::SYSTEM_ERROR,
                 format!("invoke the consumer <{}> <{}> failed: {rmq_err}", h.consumer_group, h.client_id),
             ),
@@ -255,9 +255,9 @@ impl AdminBrokerProcessor {
 
     fn get_topic_stats_info(&self, req: &RemotingCommand) -> RemotingCommand {
         let b = &self.0;
-        let h: TopicRequestHeader = header!(req);
+        let h: TopicRequestHeader = crate::header_or_answer!(req);
         let Some(tc) = b.topics.select(&h.topic) else {
-            return error(response::TOPIC_NOT_EXIST, format!("topic[{}] not exist", h.topic));
+            return RemotingCommand::error(response::TOPIC_NOT_EXIST, format!("topic[{}] not exist", h.topic));
         };
         let mut table = TopicStatsTable::default();
         for qid in 0..tc.write_queue_nums.max(0) {
@@ -269,13 +269,13 @@ impl AdminBrokerProcessor {
                 TopicOffset { min_offset: min, max_offset: max, last_update_timestamp: last },
             ));
         }
-        ok().with_body(table.encode())
+        RemotingCommand::success().with_body(table.encode())
     }
 
     /// consumeTps is 0: the broker keeps no per-group statistics yet.
     fn get_consume_stats(&self, req: &RemotingCommand) -> RemotingCommand {
         let b = &self.0;
-        let h: GetConsumeStatsRequestHeader = header!(req);
+        let h: GetConsumeStatsRequestHeader = crate::header_or_answer!(req);
         let group = h.consumer_group;
         let topics: BTreeSet<String> = match h.topic.filter(|t| !t.trim().is_empty()) {
             Some(t) => [t].into(),
@@ -309,7 +309,7 @@ impl AdminBrokerProcessor {
                 ));
             }
         }
-        ok().with_body(stats.encode())
+        RemotingCommand::success().with_body(stats.encode())
     }
 
     /// Apache's keys. Real: brokerVersion(Desc), bootTimestamp (when the
@@ -376,7 +376,7 @@ impl AdminBrokerProcessor {
         for k in ["putLatency99", "putLatency999"] {
             put(k, "0.00".into());
         }
-        ok().with_body(to_body(&KvTable { table: t }))
+        RemotingCommand::success().with_body(to_body(&KvTable { table: t }))
     }
 }
 

@@ -33,24 +33,6 @@ pub mod pull_flag {
     pub const CLASS_FILTER: i32 = 0x1 << 3;
 }
 
-fn error(code: i32, remark: impl Into<String>) -> RemotingCommand {
-    RemotingCommand::response(code, Some(remark.into()))
-}
-
-fn ok() -> RemotingCommand {
-    RemotingCommand::response(response::SUCCESS, None)
-}
-
-/// Reads the typed header or answers the error RocketMQ gives.
-macro_rules! header {
-    ($req:expr) => {
-        match $req.header() {
-            Ok(h) => h,
-            Err(e) => return Some(error(response::SYSTEM_ERROR, e.to_string())),
-        }
-    };
-}
-
 // ---------------------------------------------------------------- send
 
 pub struct SendMessageProcessor(pub Arc<BrokerShared>);
@@ -58,17 +40,17 @@ pub struct SendMessageProcessor(pub Arc<BrokerShared>);
 impl RequestProcessor for SendMessageProcessor {
     fn process(&self, channel: &Channel, req: RemotingCommand) -> Option<RemotingCommand> {
         let h: SendMessageRequestHeader = match req.code {
-            request::SEND_MESSAGE => header!(req),
+            request::SEND_MESSAGE => crate::header_or_answer!(req),
             request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
-                let v2: SendMessageRequestHeaderV2 = header!(req);
+                let v2: SendMessageRequestHeaderV2 = crate::header_or_answer!(req);
                 v2.into()
             }
             request::CONSUMER_SEND_MSG_BACK => {
-                let h: ConsumerSendMsgBackRequestHeader = header!(req);
+                let h: ConsumerSendMsgBackRequestHeader = crate::header_or_answer!(req);
                 return Some(self.send_back(&req, h));
             }
             code => {
-                return Some(error(
+                return Some(RemotingCommand::error(
                     response::REQUEST_CODE_NOT_SUPPORTED,
                     format!(" request type {code} not supported"),
                 ));
@@ -85,16 +67,16 @@ impl SendMessageProcessor {
     fn send(&self, channel: &Channel, req: &RemotingCommand, h: SendMessageRequestHeader) -> RemotingCommand {
         let b = &self.0;
         if !perm::is_writeable(b.config.broker_permission as i32) {
-            return error(
+            return RemotingCommand::error(
                 response::NO_PERMISSION,
                 format!("the broker[{}] sending message is forbidden", b.config.broker_ip1),
             );
         }
         if let Err(remark) = validate_topic(&h.topic) {
-            return error(response::SYSTEM_ERROR, remark);
+            return RemotingCommand::error(response::SYSTEM_ERROR, remark);
         }
         if let Err(remark) = check_send_allowed(&h.topic) {
-            return error(response::NO_PERMISSION, remark);
+            return RemotingCommand::error(response::NO_PERMISSION, remark);
         }
         let topic_config = match b.topics.select(&h.topic) {
             Some(tc) => tc,
@@ -106,7 +88,12 @@ impl SendMessageProcessor {
                         b.topics.create_in_send_back(&h.topic, 1, perm::PERM_READ | perm::PERM_WRITE, 0).ok()
                     }
                     Ok(None) => None,
-                    Err(e) => return error(response::SYSTEM_ERROR, format!("cannot create topic {}: {e}", h.topic)),
+                    Err(e) => {
+                        return RemotingCommand::error(
+                            response::SYSTEM_ERROR,
+                            format!("cannot create topic {}: {e}", h.topic),
+                        );
+                    }
                 };
                 match created {
                     Some(tc) => {
@@ -114,7 +101,7 @@ impl SendMessageProcessor {
                         tc
                     }
                     None => {
-                        return error(
+                        return RemotingCommand::error(
                             response::TOPIC_NOT_EXIST,
                             format!("topic[{}] not exist, apply first please!{FAQ}", h.topic),
                         );
@@ -123,11 +110,14 @@ impl SendMessageProcessor {
             }
         };
         if !perm::is_writeable(topic_config.perm) {
-            return error(response::NO_PERMISSION, format!("the topic[{}] sending message is forbidden", h.topic));
+            return RemotingCommand::error(
+                response::NO_PERMISSION,
+                format!("the topic[{}] sending message is forbidden", h.topic),
+            );
         }
         let max_queue = topic_config.write_queue_nums.max(topic_config.read_queue_nums);
         if h.queue_id >= max_queue {
-            return error(
+            return RemotingCommand::error(
                 response::SYSTEM_ERROR,
                 format!(
                     "request queueId[{}] is illegal, {:?} Producer: {}",
@@ -141,7 +131,7 @@ impl SendMessageProcessor {
             if h.queue_id < 0 { (rand_u32() % topic_config.write_queue_nums.max(1) as u32) as i32 } else { h.queue_id };
         let body = req.body.to_bytes();
         if body.len() > b.config.store.max_message_size {
-            return error(
+            return RemotingCommand::error(
                 response::MESSAGE_ILLEGAL,
                 format!(
                     "the message body size {} exceeds the limit of {} bytes",
@@ -170,8 +160,13 @@ impl SendMessageProcessor {
         let msgs = if req.code == request::SEND_BATCH_MESSAGE || h.batch == Some(true) {
             match decode_batch(&body, &base, &props) {
                 Ok(m) if !m.is_empty() => m,
-                Ok(_) => return error(response::MESSAGE_ILLEGAL, "the batch holds no message"),
-                Err(e) => return error(response::MESSAGE_ILLEGAL, format!("the batch body cannot be read: {e}")),
+                Ok(_) => return RemotingCommand::error(response::MESSAGE_ILLEGAL, "the batch holds no message"),
+                Err(e) => {
+                    return RemotingCommand::error(
+                        response::MESSAGE_ILLEGAL,
+                        format!("the batch body cannot be read: {e}"),
+                    );
+                }
             }
         } else {
             let mut m = base;
@@ -187,14 +182,14 @@ impl SendMessageProcessor {
             vec![m]
         };
         if msgs.iter().any(|m| m.properties.len() > i16::MAX as usize) {
-            return error(response::MESSAGE_ILLEGAL, "the message properties exceed 32767 bytes");
+            return RemotingCommand::error(response::MESSAGE_ILLEGAL, "the message properties exceed 32767 bytes");
         }
         let r = b.store.put_messages(&msgs, wait);
         let code = match r.status {
             PutMessageStatus::PutOk => response::SUCCESS,
             PutMessageStatus::FlushDiskTimeout => response::FLUSH_DISK_TIMEOUT,
             PutMessageStatus::MessageIllegal => {
-                return error(
+                return RemotingCommand::error(
                     response::MESSAGE_ILLEGAL,
                     format!(
                         "the message is illegal, maybe msg body or properties length not matched. msg body length limit {}B, msg properties length limit 32KB. {}",
@@ -204,17 +199,22 @@ impl SendMessageProcessor {
                 );
             }
             PutMessageStatus::CreateMappedFileFailed => {
-                return error(response::SYSTEM_ERROR, "create mapped file failed, server is busy or broken.");
+                return RemotingCommand::error(
+                    response::SYSTEM_ERROR,
+                    "create mapped file failed, server is busy or broken.",
+                );
             }
             PutMessageStatus::ServiceNotAvailable => {
-                return error(
+                return RemotingCommand::error(
                     response::SERVICE_NOT_AVAILABLE,
                     "service not available now. the broker is shutting down",
                 );
             }
-            PutMessageStatus::UnknownError => return error(response::SYSTEM_ERROR, "UNKNOWN_ERROR"),
+            PutMessageStatus::UnknownError => return RemotingCommand::error(response::SYSTEM_ERROR, "UNKNOWN_ERROR"),
         };
-        let Some(a) = r.appended else { return error(response::SYSTEM_ERROR, "putMessageResult is null") };
+        let Some(a) = r.appended else {
+            return RemotingCommand::error(response::SYSTEM_ERROR, "putMessageResult is null");
+        };
         let mut resp = RemotingCommand::response(code, None);
         resp.set_header(&SendMessageResponseHeader {
             msg_id: a.msg_id,
@@ -234,22 +234,25 @@ impl SendMessageProcessor {
     fn send_back(&self, req: &RemotingCommand, h: ConsumerSendMsgBackRequestHeader) -> RemotingCommand {
         let b = &self.0;
         let Some(group) = b.groups.find_or_create(&h.group) else {
-            return error(
+            return RemotingCommand::error(
                 response::SUBSCRIPTION_GROUP_NOT_EXIST,
                 format!("subscription group not exist, {} {FAQ}", h.group),
             );
         };
         if !perm::is_writeable(b.config.broker_permission as i32) {
-            return error(
+            return RemotingCommand::error(
                 response::NO_PERMISSION,
                 format!("the broker[{}] sending message is forbidden", b.config.broker_ip1),
             );
         }
         if group.retry_queue_nums <= 0 {
-            return ok();
+            return RemotingCommand::success();
         }
         let Some(mut msg) = b.store.look_message_by_offset(h.offset) else {
-            return error(response::SYSTEM_ERROR, format!("look message by offset failed, {}", h.offset));
+            return RemotingCommand::error(
+                response::SYSTEM_ERROR,
+                format!("look message by offset failed, {}", h.offset),
+            );
         };
         let mut props = msg.message.properties.clone();
         if props.get(property::RETRY_TOPIC).is_none() {
@@ -272,11 +275,14 @@ impl SendMessageProcessor {
                     b.register_now();
                     tc
                 }
-                Err(_) => return error(response::SYSTEM_ERROR, format!("topic[{topic}] not exist")),
+                Err(_) => return RemotingCommand::error(response::SYSTEM_ERROR, format!("topic[{topic}] not exist")),
             },
         };
         if !perm::is_writeable(tc.perm) {
-            return error(response::NO_PERMISSION, format!("the topic[{topic}] sending message is forbidden"));
+            return RemotingCommand::error(
+                response::NO_PERMISSION,
+                format!("the topic[{topic}] sending message is forbidden"),
+            );
         }
         if props.get(property::ORIGIN_MESSAGE_ID).is_none_or(str::is_empty) {
             props.insert(
@@ -304,7 +310,11 @@ impl SendMessageProcessor {
             schedule::to_schedule_topic(&mut back, delay, b.config.max_delay_level() as i32);
         }
         let r = b.store.put_message(&back, false);
-        if r.is_ok() { ok() } else { error(response::SYSTEM_ERROR, format!("{:?}", r.status)) }
+        if r.is_ok() {
+            RemotingCommand::success()
+        } else {
+            RemotingCommand::error(response::SYSTEM_ERROR, format!("{:?}", r.status))
+        }
     }
 }
 
@@ -400,21 +410,21 @@ impl PullMessageProcessor {
 
     fn pull(&self, channel: &Channel, req: RemotingCommand, allow_suspend: bool) -> Option<RemotingCommand> {
         let b = &self.shared;
-        let h: PullMessageRequestHeader = header!(req);
+        let h: PullMessageRequestHeader = crate::header_or_answer!(req);
         if !perm::is_readable(b.config.broker_permission as i32) {
-            return Some(error(
+            return Some(RemotingCommand::error(
                 response::NO_PERMISSION,
                 format!("the broker[{}] pulling message is forbidden", b.config.broker_ip1),
             ));
         }
         let Some(group) = b.groups.find_or_create(&h.consumer_group) else {
-            return Some(error(
+            return Some(RemotingCommand::error(
                 response::SUBSCRIPTION_GROUP_NOT_EXIST,
                 format!("subscription group [{}] does not exist, {FAQ}", h.consumer_group),
             ));
         };
         if !group.consume_enable {
-            return Some(error(
+            return Some(RemotingCommand::error(
                 response::NO_PERMISSION,
                 format!("subscription group no permission, {}", h.consumer_group),
             ));
@@ -423,19 +433,19 @@ impl PullMessageProcessor {
         let has_commit = h.sys_flag & pull_flag::COMMIT_OFFSET != 0;
         let has_subscription = h.sys_flag & pull_flag::SUBSCRIPTION != 0;
         let Some(tc) = b.topics.select(&h.topic) else {
-            return Some(error(
+            return Some(RemotingCommand::error(
                 response::TOPIC_NOT_EXIST,
                 format!("topic[{}] not exist, apply first please! {FAQ}", h.topic),
             ));
         };
         if !perm::is_readable(tc.perm) {
-            return Some(error(
+            return Some(RemotingCommand::error(
                 response::NO_PERMISSION,
                 format!("the topic[{}] pulling message is forbidden", h.topic),
             ));
         }
         if h.queue_id < 0 || h.queue_id >= tc.read_queue_nums {
-            return Some(error(
+            return Some(RemotingCommand::error(
                 response::SYSTEM_ERROR,
                 format!(
                     "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}] consumer:[{}]",
@@ -450,7 +460,7 @@ impl PullMessageProcessor {
             match SubscriptionData::build(&h.topic, h.subscription.as_deref().unwrap_or("*")) {
                 Ok(s) => s,
                 Err(_) => {
-                    return Some(error(
+                    return Some(RemotingCommand::error(
                         response::SUBSCRIPTION_PARSE_FAILED,
                         "parse the consumer's subscription failed",
                     ));
@@ -459,17 +469,20 @@ impl PullMessageProcessor {
         } else {
             match b.consumers.subscription(&h.consumer_group, &h.topic) {
                 Some(s) if s.sub_version < h.sub_version => {
-                    return Some(error(response::SUBSCRIPTION_NOT_LATEST, "the consumer's subscription not latest"));
+                    return Some(RemotingCommand::error(
+                        response::SUBSCRIPTION_NOT_LATEST,
+                        "the consumer's subscription not latest",
+                    ));
                 }
                 Some(s) => s,
                 None if b.consumers.group_info(&h.consumer_group).is_none() => {
-                    return Some(error(
+                    return Some(RemotingCommand::error(
                         response::SUBSCRIPTION_NOT_EXIST,
                         format!("the consumer's group info not exist{FAQ}"),
                     ));
                 }
                 None => {
-                    return Some(error(
+                    return Some(RemotingCommand::error(
                         response::SUBSCRIPTION_NOT_EXIST,
                         format!("the consumer's subscription not exist{FAQ}"),
                     ));
@@ -546,7 +559,9 @@ impl RequestProcessor for ClientManageProcessor {
             request::HEART_BEAT => {
                 let hb: HeartbeatData = match from_body(&req.body.bytes()) {
                     Ok(h) => h,
-                    Err(e) => return Some(error(response::SYSTEM_ERROR, format!("bad heartbeat body: {e}"))),
+                    Err(e) => {
+                        return Some(RemotingCommand::error(response::SYSTEM_ERROR, format!("bad heartbeat body: {e}")));
+                    }
                 };
                 let info = ClientChannelInfo {
                     channel: channel.clone(),
@@ -573,10 +588,10 @@ impl RequestProcessor for ClientManageProcessor {
                 for p in &hb.producer_data_set {
                     b.producers.register_producer(&p.group_name, info.clone());
                 }
-                ok()
+                RemotingCommand::success()
             }
             request::UNREGISTER_CLIENT => {
-                let h: UnregisterClientRequestHeader = header!(req);
+                let h: UnregisterClientRequestHeader = crate::header_or_answer!(req);
                 if let Some(g) = h.producer_group.filter(|g| !g.is_empty()) {
                     b.producers.unregister_producer(&g, channel);
                 }
@@ -586,10 +601,13 @@ impl RequestProcessor for ClientManageProcessor {
                 {
                     notify_consumer_ids_changed(&b.consumers, &g);
                 }
-                ok()
+                RemotingCommand::success()
             }
-            request::CHECK_CLIENT_CONFIG => ok(),
-            code => error(response::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported")),
+            request::CHECK_CLIENT_CONFIG => RemotingCommand::success(),
+            code => RemotingCommand::error(
+                response::REQUEST_CODE_NOT_SUPPORTED,
+                format!(" request type {code} not supported"),
+            ),
         })
     }
 }
@@ -601,16 +619,20 @@ impl RequestProcessor for ConsumerManageProcessor {
         let b = &self.0;
         Some(match req.code {
             request::GET_CONSUMER_LIST_BY_GROUP => {
-                let h: GetConsumerListByGroupRequestHeader = header!(req);
+                let h: GetConsumerListByGroupRequestHeader = crate::header_or_answer!(req);
                 let ids = b.consumers.consumer_ids(&h.consumer_group);
                 if ids.is_empty() {
-                    error(response::SYSTEM_ERROR, format!("no consumer for this group, {}", h.consumer_group))
+                    RemotingCommand::error(
+                        response::SYSTEM_ERROR,
+                        format!("no consumer for this group, {}", h.consumer_group),
+                    )
                 } else {
-                    ok().with_body(to_body(&GetConsumerListByGroupResponseBody { consumer_id_list: ids }))
+                    RemotingCommand::success()
+                        .with_body(to_body(&GetConsumerListByGroupResponseBody { consumer_id_list: ids }))
                 }
             }
             request::QUERY_CONSUMER_OFFSET => {
-                let h: QueryConsumerOffsetRequestHeader = header!(req);
+                let h: QueryConsumerOffsetRequestHeader = crate::header_or_answer!(req);
                 match b.offsets.query(&h.consumer_group, &h.topic, h.queue_id) {
                     Some(offset) if offset >= 0 => {
                         RemotingCommand::success_with(&QueryConsumerOffsetResponseHeader { offset })
@@ -622,7 +644,7 @@ impl RequestProcessor for ConsumerManageProcessor {
                         if min <= 0 {
                             RemotingCommand::success_with(&QueryConsumerOffsetResponseHeader { offset: 0 })
                         } else {
-                            error(
+                            RemotingCommand::error(
                                 response::QUERY_NOT_FOUND,
                                 "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first",
                             )
@@ -631,13 +653,16 @@ impl RequestProcessor for ConsumerManageProcessor {
                 }
             }
             request::UPDATE_CONSUMER_OFFSET => {
-                let h: UpdateConsumerOffsetRequestHeader = header!(req);
+                let h: UpdateConsumerOffsetRequestHeader = crate::header_or_answer!(req);
                 if h.commit_offset >= 0 {
                     b.offsets.commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
                 }
-                ok()
+                RemotingCommand::success()
             }
-            code => error(response::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported")),
+            code => RemotingCommand::error(
+                response::REQUEST_CODE_NOT_SUPPORTED,
+                format!(" request type {code} not supported"),
+            ),
         })
     }
 }

@@ -160,10 +160,6 @@ pub fn lock_manager(b: &BrokerShared) -> Arc<RebalanceLockManager> {
     b.locks.clone()
 }
 
-fn error(code: i32, remark: impl Into<String>) -> RemotingCommand {
-    RemotingCommand::response(code, Some(remark.into()))
-}
-
 /// Answers LOCK_BATCH_MQ and UNLOCK_BATCH_MQ.
 pub fn process(b: &BrokerShared, _channel: &Channel, req: &RemotingCommand) -> Option<RemotingCommand> {
     let body = req.body.bytes();
@@ -171,7 +167,12 @@ pub fn process(b: &BrokerShared, _channel: &Channel, req: &RemotingCommand) -> O
         request::LOCK_BATCH_MQ => {
             let r: LockBatchRequestBody = match from_body(&body) {
                 Ok(r) => r,
-                Err(e) => return Some(error(response::SYSTEM_ERROR, format!("bad LockBatchRequestBody: {e}"))),
+                Err(e) => {
+                    return Some(RemotingCommand::error(
+                        response::SYSTEM_ERROR,
+                        format!("bad LockBatchRequestBody: {e}"),
+                    ));
+                }
             };
             let lock_ok_mq_set = lock_manager(b).try_lock_batch(&r.consumer_group, &r.mq_set, &r.client_id);
             let reply = LockBatchResponseBody { lock_ok_mq_set };
@@ -180,12 +181,20 @@ pub fn process(b: &BrokerShared, _channel: &Channel, req: &RemotingCommand) -> O
         request::UNLOCK_BATCH_MQ => {
             let r: UnlockBatchRequestBody = match from_body(&body) {
                 Ok(r) => r,
-                Err(e) => return Some(error(response::SYSTEM_ERROR, format!("bad UnlockBatchRequestBody: {e}"))),
+                Err(e) => {
+                    return Some(RemotingCommand::error(
+                        response::SYSTEM_ERROR,
+                        format!("bad UnlockBatchRequestBody: {e}"),
+                    ));
+                }
             };
             lock_manager(b).unlock_batch(&r.consumer_group, &r.mq_set, &r.client_id);
             Some(RemotingCommand::response(response::SUCCESS, None))
         }
-        code => Some(error(response::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))),
+        code => Some(RemotingCommand::error(
+            response::REQUEST_CODE_NOT_SUPPORTED,
+            format!(" request type {code} not supported"),
+        )),
     }
 }
 

@@ -19,24 +19,6 @@ pub struct NamesrvProcessor {
     pub kv: Arc<KvConfigManager>,
 }
 
-fn error(code: i32, remark: impl Into<String>) -> RemotingCommand {
-    RemotingCommand::response(code, Some(remark.into()))
-}
-
-fn ok() -> RemotingCommand {
-    RemotingCommand::response(response::SUCCESS, None)
-}
-
-/// Reads the typed header or answers with the error RocketMQ gives.
-macro_rules! header {
-    ($req:expr) => {
-        match $req.header() {
-            Ok(h) => h,
-            Err(e) => return error(response::SYSTEM_ERROR, e.to_string()),
-        }
-    };
-}
-
 impl RequestProcessor for NamesrvProcessor {
     fn process(&self, channel: &Channel, req: RemotingCommand) -> Option<RemotingCommand> {
         Some(match req.code {
@@ -47,60 +29,70 @@ impl RequestProcessor for NamesrvProcessor {
             request::REGISTER_BROKER => self.register_broker(channel, &req),
             request::UNREGISTER_BROKER => self.unregister_broker(&req),
             request::GET_ROUTEINFO_BY_TOPIC => self.route(&req),
-            request::GET_BROKER_CLUSTER_INFO => ok().with_body(to_body(&self.routes.cluster_info())),
-            request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => ok().with_body(to_body(&self.routes.all_topics())),
+            request::GET_BROKER_CLUSTER_INFO => {
+                RemotingCommand::success().with_body(to_body(&self.routes.cluster_info()))
+            }
+            request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => {
+                RemotingCommand::success().with_body(to_body(&self.routes.all_topics()))
+            }
             request::DELETE_TOPIC_IN_NAMESRV => self.delete_topic(&req),
             request::GET_TOPICS_BY_CLUSTER => self.topics_by_cluster(&req),
-            code => error(response::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported")),
+            code => RemotingCommand::error(
+                response::REQUEST_CODE_NOT_SUPPORTED,
+                format!(" request type {code} not supported"),
+            ),
         })
     }
 }
 
 impl NamesrvProcessor {
     fn put_kv(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: PutKvConfigRequestHeader = header!(req);
+        let h: PutKvConfigRequestHeader = crate::header_or_answer!(req);
         match self.kv.put(&h.namespace, &h.key, &h.value) {
-            Ok(()) => ok(),
-            Err(e) => error(response::SYSTEM_ERROR, format!("cannot save the KV config: {e}")),
+            Ok(()) => RemotingCommand::success(),
+            Err(e) => RemotingCommand::error(response::SYSTEM_ERROR, format!("cannot save the KV config: {e}")),
         }
     }
 
     fn get_kv(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: KvConfigKeyRequestHeader = header!(req);
+        let h: KvConfigKeyRequestHeader = crate::header_or_answer!(req);
         match self.kv.get(&h.namespace, &h.key) {
             Some(value) => RemotingCommand::success_with(&GetKvConfigResponseHeader { value: Some(value) }),
-            None => {
-                error(response::QUERY_NOT_FOUND, format!("No config item, Namespace: {} Key: {}", h.namespace, h.key))
-            }
+            None => RemotingCommand::error(
+                response::QUERY_NOT_FOUND,
+                format!("No config item, Namespace: {} Key: {}", h.namespace, h.key),
+            ),
         }
     }
 
     fn delete_kv(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: KvConfigKeyRequestHeader = header!(req);
+        let h: KvConfigKeyRequestHeader = crate::header_or_answer!(req);
         match self.kv.delete(&h.namespace, &h.key) {
-            Ok(()) => ok(),
-            Err(e) => error(response::SYSTEM_ERROR, format!("cannot save the KV config: {e}")),
+            Ok(()) => RemotingCommand::success(),
+            Err(e) => RemotingCommand::error(response::SYSTEM_ERROR, format!("cannot save the KV config: {e}")),
         }
     }
 
     fn kv_list(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: GetKvListByNamespaceRequestHeader = header!(req);
+        let h: GetKvListByNamespaceRequestHeader = crate::header_or_answer!(req);
         match self.kv.list(&h.namespace) {
-            Some(table) => ok().with_body(to_body(&KvTable { table })),
-            None => error(response::QUERY_NOT_FOUND, format!("No config item, Namespace: {}", h.namespace)),
+            Some(table) => RemotingCommand::success().with_body(to_body(&KvTable { table })),
+            None => {
+                RemotingCommand::error(response::QUERY_NOT_FOUND, format!("No config item, Namespace: {}", h.namespace))
+            }
         }
     }
 
     fn register_broker(&self, channel: &Channel, req: &RemotingCommand) -> RemotingCommand {
-        let h: RegisterBrokerRequestHeader = header!(req);
+        let h: RegisterBrokerRequestHeader = crate::header_or_answer!(req);
         let body = req.body.bytes();
         if let Some(crc) = h.body_crc32.filter(|c| *c != 0)
             && crate::common::message::body_crc(&body) != crc
         {
-            return error(response::SYSTEM_ERROR, "crc32 not match");
+            return RemotingCommand::error(response::SYSTEM_ERROR, "crc32 not match");
         }
         if h.compressed == Some(true) {
-            return error(
+            return RemotingCommand::error(
                 response::SYSTEM_ERROR,
                 "compressed register bodies are not supported; send compressed=false",
             );
@@ -110,7 +102,12 @@ impl NamesrvProcessor {
         } else {
             match from_body::<RegisterBrokerBody>(&body) {
                 Ok(b) => Some(b),
-                Err(e) => return error(response::SYSTEM_ERROR, format!("Failed to decode RegisterBrokerBody: {e}")),
+                Err(e) => {
+                    return RemotingCommand::error(
+                        response::SYSTEM_ERROR,
+                        format!("Failed to decode RegisterBrokerBody: {e}"),
+                    );
+                }
             }
         };
         let result = self.routes.register_broker(Registration {
@@ -134,19 +131,19 @@ impl NamesrvProcessor {
     }
 
     fn unregister_broker(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: UnregisterBrokerRequestHeader = header!(req);
+        let h: UnregisterBrokerRequestHeader = crate::header_or_answer!(req);
         self.routes.unregister_broker(&h.cluster_name, &h.broker_addr, &h.broker_name, h.broker_id);
-        ok()
+        RemotingCommand::success()
     }
 
     fn route(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: GetRouteInfoRequestHeader = header!(req);
+        let h: GetRouteInfoRequestHeader = crate::header_or_answer!(req);
         match self.routes.pick_topic_route_data(&h.topic) {
             Some(mut route) => {
                 route.order_topic_conf = self.kv.get(NAMESPACE_ORDER_TOPIC_CONFIG, &h.topic);
-                ok().with_body(to_body(&route))
+                RemotingCommand::success().with_body(to_body(&route))
             }
-            None => error(
+            None => RemotingCommand::error(
                 response::TOPIC_NOT_EXIST,
                 format!("No topic route info in name server for the topic: {}{FAQ_SUFFIX}", h.topic),
             ),
@@ -154,13 +151,13 @@ impl NamesrvProcessor {
     }
 
     fn delete_topic(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: DeleteTopicFromNamesrvRequestHeader = header!(req);
+        let h: DeleteTopicFromNamesrvRequestHeader = crate::header_or_answer!(req);
         self.routes.delete_topic(&h.topic, h.cluster_name.as_deref().filter(|c| !c.is_empty()));
-        ok()
+        RemotingCommand::success()
     }
 
     fn topics_by_cluster(&self, req: &RemotingCommand) -> RemotingCommand {
-        let h: GetTopicsByClusterRequestHeader = header!(req);
-        ok().with_body(to_body(&self.routes.topics_by_cluster(&h.cluster)))
+        let h: GetTopicsByClusterRequestHeader = crate::header_or_answer!(req);
+        RemotingCommand::success().with_body(to_body(&self.routes.topics_by_cluster(&h.cluster)))
     }
 }

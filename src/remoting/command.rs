@@ -337,6 +337,16 @@ impl RemotingCommand {
         cmd
     }
 
+    /// An error answer: `code` with a remark that says what was wrong.
+    pub fn error(code: i32, remark: impl Into<String>) -> Self {
+        Self::response(code, Some(remark.into()))
+    }
+
+    /// A SUCCESS response with nothing more.
+    pub fn success() -> Self {
+        Self::response(code::response::SUCCESS, None)
+    }
+
     /// A SUCCESS response carrying the typed `header`.
     pub fn success_with<H: CommandHeader>(header: &H) -> Self {
         let mut cmd = Self::response(code::response::SUCCESS, None);

@@ -122,6 +122,26 @@ macro_rules! header_field {
 }
 header_field!(String, bool, i8, i16, i32, i64, u8, u16, u32, u64);
 
+/// Reads the typed header of a request in a processor; when it cannot be
+/// read, returns from the enclosing function with the answer RocketMQ gives
+/// (SYSTEM_ERROR, the remark naming the field). Works in functions returning
+/// `RemotingCommand` or `Option<RemotingCommand>`.
+#[macro_export]
+macro_rules! header_or_answer {
+    ($req:expr) => {
+        match $req.header() {
+            Ok(h) => h,
+            Err(e) => {
+                return $crate::remoting::RemotingCommand::error(
+                    $crate::remoting::code::response::SYSTEM_ERROR,
+                    e.to_string(),
+                )
+                .into();
+            }
+        }
+    };
+}
+
 /// Declares a header struct and its `extFields` conversion:
 ///
 /// ```
