@@ -146,7 +146,10 @@ impl AdminBrokerProcessor {
         let cfg: SubscriptionGroupConfig = match from_body(&body) {
             Ok(c) => c,
             Err(e) => {
-                return RemotingCommand::error(response::SYSTEM_ERROR, format!("bad SubscriptionGroupConfig body: {e}"));
+                return RemotingCommand::error(
+                    response::SYSTEM_ERROR,
+                    format!("bad SubscriptionGroupConfig body: {e}"),
+                );
             }
         };
         if let Err(e) = self.0.groups.update(cfg) {

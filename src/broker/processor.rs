@@ -560,7 +560,10 @@ impl RequestProcessor for ClientManageProcessor {
                 let hb: HeartbeatData = match from_body(&req.body.bytes()) {
                     Ok(h) => h,
                     Err(e) => {
-                        return Some(RemotingCommand::error(response::SYSTEM_ERROR, format!("bad heartbeat body: {e}")));
+                        return Some(RemotingCommand::error(
+                            response::SYSTEM_ERROR,
+                            format!("bad heartbeat body: {e}"),
+                        ));
                     }
                 };
                 let info = ClientChannelInfo {
