@@ -187,7 +187,7 @@ fn kv_config_and_order_topic_conf() {
 fn unregistered_closed_and_silent_brokers_leave_the_routes() {
     let dir = tempfile::tempdir().unwrap();
     let (ns, addr) = start(dir.path(), |c| {
-        c.broker_channel_expired = Duration::from_millis(300);
+        c.broker_channel_expired = Duration::from_millis(1500);
         c.scan_interval = Duration::from_millis(100);
     });
     let c = client();
@@ -216,12 +216,13 @@ fn unregistered_closed_and_silent_brokers_leave_the_routes() {
     register(&own, &addr, "closing", "127.0.0.1:20", 0, &[("Closing", 4)]);
     assert_eq!(route(&c, &addr, "Closing").code, response::SUCCESS);
     own.shutdown();
-    assert!(wait::until(Duration::from_millis(250), || route(&c, &addr, "Closing").code == response::TOPIC_NOT_EXIST));
+    // Well inside the 1.5 s expiry: the close, not the silence, removed it.
+    assert!(wait::until(Duration::from_millis(1000), || route(&c, &addr, "Closing").code == response::TOPIC_NOT_EXIST));
 
     // A broker that stays connected but silent is dropped by NSScheduledThread.
     register(&c, &addr, "silent", "127.0.0.1:30", 0, &[("Silent", 4)]);
     assert!(ns.routes().live_brokers().contains_key("127.0.0.1:30"));
-    assert!(wait::until(Duration::from_secs(3), || route(&c, &addr, "Silent").code == response::TOPIC_NOT_EXIST));
+    assert!(wait::until(Duration::from_secs(6), || route(&c, &addr, "Silent").code == response::TOPIC_NOT_EXIST));
     let names = rmq::common::thread::registered_names();
     assert!(names.iter().any(|n| n == "NSScheduledThread") && names.iter().any(|n| n == "RemotingExecutorThread_1"));
 }
