@@ -1,3 +1,5 @@
-//! The client library (RocketMQ's client module). For now: the admin operations behind `rmq admin`.
+//! The client library (RocketMQ's client module). So far: the admin operations
+//! behind `rmq admin` and the producer-side unique message ids.
 
 pub mod admin;
+pub mod unique_id;
