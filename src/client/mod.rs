@@ -1,5 +1,6 @@
 //! The client library (RocketMQ's client module). So far: the admin operations
-//! behind `rmq admin` and the producer-side unique message ids.
+//! behind `rmq admin`, client settings, and the producer-side unique message ids.
 
 pub mod admin;
+pub mod config;
 pub mod unique_id;
