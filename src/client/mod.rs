@@ -1,8 +1,9 @@
 //! The client library (RocketMQ's client module). So far: the admin operations
-//! behind `rmq admin`, client settings, the shared client instance, and the
-//! producer-side unique message ids.
+//! behind `rmq admin`, client settings, the shared client instance, unique
+//! message ids, and the producer's synchronous send.
 
 pub mod admin;
 pub mod config;
 pub mod instance;
+pub mod producer;
 pub mod unique_id;

@@ -1,0 +1,335 @@
+//! `Producer` (RocketMQ: DefaultMQProducer), first part: synchronous sends
+//! with validation, the unique message id, topic routes (auto-creation
+//! through `TBW102`), round-robin queue choice that avoids the broker that
+//! just failed, and retries. Async and oneway sends, batches, selectors,
+//! compression and latency fault tolerance come next.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::client::config::ClientConfig;
+use crate::client::instance::{ClientError, ClientInstance, ServiceState};
+use crate::client::unique_id::create_unique_id;
+use crate::common::message::{Message, properties_to_string, property};
+use crate::common::time::now_millis;
+use crate::remoting::RemotingCommand;
+use crate::remoting::body::{MessageQueue, TopicRouteData, perm};
+use crate::remoting::code::{request, response};
+use crate::remoting::headers::{SendMessageRequestHeaderV2, SendMessageResponseHeader};
+
+/// The topic new topics are created from (RocketMQ: TBW102).
+pub const DEFAULT_TOPIC: &str = "TBW102";
+
+/// RocketMQ: SendStatus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    SendOk,
+    FlushDiskTimeout,
+    FlushSlaveTimeout,
+    SlaveNotAvailable,
+}
+
+/// RocketMQ: SendResult.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendResult {
+    pub status: SendStatus,
+    /// The client's unique id (UNIQ_KEY), what clients call msgId.
+    pub msg_id: String,
+    /// The broker's id (store host + CommitLog offset).
+    pub offset_msg_id: String,
+    pub queue: MessageQueue,
+    pub queue_offset: i64,
+}
+
+/// RocketMQ: DefaultMQProducer settings.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub group: String,
+    /// sendMsgTimeout, 3 s.
+    pub send_msg_timeout: Duration,
+    /// retryTimesWhenSendFailed, 2.
+    pub retry_times_when_send_failed: u32,
+    /// defaultTopicQueueNums, 4.
+    pub default_topic_queue_nums: i32,
+    /// maxMessageSize, 4 MiB.
+    pub max_message_size: usize,
+}
+
+impl ProducerConfig {
+    pub fn new(group: impl Into<String>) -> Self {
+        ProducerConfig {
+            group: group.into(),
+            send_msg_timeout: Duration::from_secs(3),
+            retry_times_when_send_failed: 2,
+            default_topic_queue_nums: 4,
+            max_message_size: 4 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct Producer {
+    config: ProducerConfig,
+    client_config: ClientConfig,
+    instance: Mutex<Option<Arc<ClientInstance>>>,
+    state: Mutex<ServiceState>,
+    next_queue: AtomicUsize,
+}
+
+/// Response codes after which another try may succeed (as RocketMQ retries).
+const RETRY_CODES: [i32; 4] =
+    [response::TOPIC_NOT_EXIST, response::SERVICE_NOT_AVAILABLE, response::SYSTEM_ERROR, response::NO_PERMISSION];
+
+/// Topic names as brokers accept them: 1..=127 of `[%|a-zA-Z0-9_-]`.
+fn check_topic(topic: &str) -> Result<(), ClientError> {
+    if topic.trim().is_empty() {
+        return Err(ClientError::State("the specified topic is blank".into()));
+    }
+    if topic.len() > 127 {
+        return Err(ClientError::State("the specified topic is longer than topic max length 127.".into()));
+    }
+    if !topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"%|_-".contains(&b)) {
+        return Err(ClientError::State(format!(
+            "the specified topic[{topic}] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$"
+        )));
+    }
+    Ok(())
+}
+
+impl Producer {
+    pub fn new(config: ProducerConfig, client_config: ClientConfig) -> Self {
+        Producer {
+            config,
+            client_config,
+            instance: Mutex::new(None),
+            state: Mutex::new(ServiceState::CreateJust),
+            next_queue: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn state(&self) -> ServiceState {
+        *self.state.lock()
+    }
+
+    /// Joins (or creates) the client instance and registers the group.
+    pub fn start(&self) -> Result<(), ClientError> {
+        let mut state = self.state.lock();
+        if *state != ServiceState::CreateJust {
+            return Err(ClientError::State(format!(
+                "The producer service state not OK, maybe started once, {:?}",
+                *state
+            )));
+        }
+        let started = (|| {
+            let inst = ClientInstance::get_or_create(&self.client_config)
+                .map_err(|e| ClientError::State(format!("cannot create the client instance: {e}")))?;
+            inst.register_producer(&self.config.group)?;
+            if let Err(e) = inst.start() {
+                inst.unregister_producer(&self.config.group);
+                return Err(e);
+            }
+            Ok(inst)
+        })();
+        match started {
+            Ok(inst) => {
+                inst.send_heartbeat_to_all_brokers();
+                *self.instance.lock() = Some(inst);
+                *state = ServiceState::Running;
+                Ok(())
+            }
+            Err(e) => {
+                *state = ServiceState::StartFailed;
+                Err(e)
+            }
+        }
+    }
+
+    fn instance(&self) -> Result<Arc<ClientInstance>, ClientError> {
+        if *self.state.lock() != ServiceState::Running {
+            return Err(ClientError::State("The producer service state not OK, maybe not started".into()));
+        }
+        self.instance.lock().clone().ok_or_else(|| ClientError::State("the producer is not started".into()))
+    }
+
+    /// The writable queues of `topic`, creating the route from TBW102's when
+    /// the name servers do not know the topic yet.
+    fn publish_queues(&self, inst: &ClientInstance, topic: &str) -> Result<Vec<MessageQueue>, ClientError> {
+        let route = match inst.topic_route(topic) {
+            Some(r) => Some(r),
+            None => inst.update_topic_route(topic)?,
+        };
+        let route = match route {
+            Some(r) => r,
+            None => {
+                let Some(mut d) = inst.update_topic_route(DEFAULT_TOPIC)? else {
+                    return Err(ClientError::State(format!(
+                        "No route info of this topic: {topic} (and none of {DEFAULT_TOPIC} to create it)"
+                    )));
+                };
+                for q in &mut d.queue_datas {
+                    q.write_queue_nums = q.write_queue_nums.min(self.config.default_topic_queue_nums);
+                    q.read_queue_nums = q.read_queue_nums.min(self.config.default_topic_queue_nums);
+                }
+                d
+            }
+        };
+        Ok(queues_of(topic, &route))
+    }
+
+    /// Sends `msg` and waits for the broker's answer, retrying on another
+    /// queue (another broker where there is one) after a failure.
+    pub fn send(&self, mut msg: Message) -> Result<SendResult, ClientError> {
+        let inst = self.instance()?;
+        check_topic(&msg.topic)?;
+        if msg.body.is_empty() {
+            return Err(ClientError::State("the message body is empty".into()));
+        }
+        if msg.body.len() > self.config.max_message_size {
+            return Err(ClientError::State(format!(
+                "the message body size over max value, MAX: {}",
+                self.config.max_message_size
+            )));
+        }
+        let uniq = match msg.property(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX) {
+            Some(u) => u.to_string(),
+            None => {
+                let id = create_unique_id();
+                msg.put_property(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX, id.clone());
+                id
+            }
+        };
+        let queues = self.publish_queues(&inst, &msg.topic)?;
+        if queues.is_empty() {
+            return Err(ClientError::State(format!("No writable queue for the topic {}", msg.topic)));
+        }
+        let deadline = crate::common::wait::Deadline::after(self.config.send_msg_timeout);
+        let mut last_failed: Option<String> = None;
+        let mut last_error = None;
+        for _ in 0..=self.config.retry_times_when_send_failed {
+            if deadline.passed() {
+                break;
+            }
+            let mq = self.select_queue(&queues, last_failed.as_deref());
+            let Some(addr) = inst.master_addr(&mq.broker_name) else {
+                last_error = Some(ClientError::State(format!("The broker[{}] not exist", mq.broker_name)));
+                last_failed = Some(mq.broker_name.clone());
+                continue;
+            };
+            match self.send_to(&inst, &addr, &mq, &msg, deadline.remaining()) {
+                Ok((status, h)) => {
+                    return Ok(SendResult {
+                        status,
+                        msg_id: uniq,
+                        offset_msg_id: h.msg_id,
+                        queue_offset: h.queue_offset,
+                        queue: MessageQueue { queue_id: h.queue_id, ..mq },
+                    });
+                }
+                Err(e) => {
+                    let retry = match &e {
+                        ClientError::Remoting(_) => true,
+                        ClientError::Refused { code, .. } => RETRY_CODES.contains(code),
+                        ClientError::State(_) => false,
+                    };
+                    log::warn!("send to {} failed: {e}", mq.broker_name);
+                    last_failed = Some(mq.broker_name.clone());
+                    last_error = Some(e);
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| ClientError::State("send timed out".into())))
+    }
+
+    /// Round robin over the queues, skipping `avoid`'s when another broker has one.
+    fn select_queue(&self, queues: &[MessageQueue], avoid: Option<&str>) -> MessageQueue {
+        let start = self.next_queue.fetch_add(1, Ordering::Relaxed);
+        if let Some(avoid) = avoid {
+            for i in 0..queues.len() {
+                let q = &queues[(start + i) % queues.len()];
+                if q.broker_name != avoid {
+                    return q.clone();
+                }
+            }
+        }
+        queues[start % queues.len()].clone()
+    }
+
+    fn send_to(
+        &self,
+        inst: &ClientInstance,
+        addr: &str,
+        mq: &MessageQueue,
+        msg: &Message,
+        timeout: Duration,
+    ) -> Result<(SendStatus, SendMessageResponseHeader), ClientError> {
+        let h = SendMessageRequestHeaderV2 {
+            producer_group: self.config.group.clone(),
+            topic: msg.topic.clone(),
+            default_topic: DEFAULT_TOPIC.into(),
+            default_topic_queue_nums: self.config.default_topic_queue_nums,
+            queue_id: mq.queue_id,
+            sys_flag: 0,
+            born_timestamp: now_millis(),
+            flag: msg.flag,
+            properties: Some(properties_to_string(&msg.properties)),
+            reconsume_times: Some(0),
+            unit_mode: Some(false),
+            max_reconsume_times: None,
+            batch: Some(false),
+            broker_name: Some(mq.broker_name.clone()),
+        };
+        let req = RemotingCommand::request_with(request::SEND_MESSAGE_V2, &h)
+            .with_body(msg.body.clone())
+            .with_serialize_type(inst.config().serialize_type);
+        let target = inst.config().broker_addr_for_send(addr);
+        let r = inst.remoting().invoke_sync(&target, req, timeout)?;
+        let status = match r.code {
+            response::SUCCESS => SendStatus::SendOk,
+            response::FLUSH_DISK_TIMEOUT => SendStatus::FlushDiskTimeout,
+            response::FLUSH_SLAVE_TIMEOUT => SendStatus::FlushSlaveTimeout,
+            response::SLAVE_NOT_AVAILABLE => SendStatus::SlaveNotAvailable,
+            code => return Err(ClientError::Refused { code, remark: r.remark.unwrap_or_default() }),
+        };
+        let header = r.header::<SendMessageResponseHeader>().map_err(|e| ClientError::Refused {
+            code: response::SYSTEM_ERROR,
+            remark: format!("bad send response: {e}"),
+        })?;
+        Ok((status, header))
+    }
+
+    /// Unregisters the group; the instance stops with its last user.
+    pub fn shutdown(&self) {
+        let mut state = self.state.lock();
+        if *state != ServiceState::Running {
+            return;
+        }
+        if let Some(inst) = self.instance.lock().take() {
+            inst.unregister_producer(&self.config.group);
+            if Arc::strong_count(&inst) == 1 {
+                inst.shutdown();
+            }
+        }
+        *state = ServiceState::ShutdownAlready;
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The writable queues of a route, brokers in name order.
+fn queues_of(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
+    let mut qds = route.queue_datas.clone();
+    qds.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
+    qds.iter()
+        .filter(|q| perm::is_writeable(q.perm))
+        .flat_map(|q| (0..q.write_queue_nums).map(move |i| MessageQueue::new(topic, q.broker_name.clone(), i)))
+        .collect()
+}

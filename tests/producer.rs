@@ -1,0 +1,63 @@
+//! The producer against our broker: state checks, validation, sends to a
+//! topic it creates through TBW102, round robin over queues.
+
+mod support;
+
+use rmq::broker::processor::pull_flag;
+use rmq::client::config::ClientConfig;
+use rmq::client::instance::ClientError;
+use rmq::client::producer::{Producer, ProducerConfig, SendStatus};
+use rmq::common::message::{self, Message};
+use rmq::common::wait;
+use rmq::remoting::RemotingCommand;
+use rmq::remoting::code::{request, response};
+use rmq::remoting::headers::PullMessageRequestHeader;
+use support::cluster::{Cluster, T};
+
+fn pull_all(c: &Cluster, topic: &str, queue_id: i32) -> Vec<message::MessageExt> {
+    let h = PullMessageRequestHeader {
+        consumer_group: "reader".into(),
+        topic: topic.into(),
+        queue_id,
+        max_msg_nums: 32,
+        sys_flag: pull_flag::SUBSCRIPTION,
+        subscription: Some("*".into()),
+        expression_type: Some("TAG".into()),
+        ..Default::default()
+    };
+    let r = c.call(RemotingCommand::request_with(request::PULL_MESSAGE, &h));
+    if r.code == response::SUCCESS { message::decode_all(&r.body.bytes(), true).unwrap() } else { vec![] }
+}
+
+#[test]
+fn sends_create_the_topic_and_spread_over_its_queues() {
+    let c = Cluster::start();
+    let client =
+        ClientConfig { namesrv_addr: Some(c.ns_addr()), instance_name: "producer_test".into(), ..Default::default() };
+    let p = Producer::new(ProducerConfig::new("pg_test"), client);
+    assert!(matches!(p.send(Message::new("Early", "x")), Err(ClientError::State(_))), "send before start");
+    p.start().unwrap();
+    assert!(matches!(p.start(), Err(ClientError::State(_))), "starting twice");
+    assert!(p.send(Message::new("bad topic", "x")).is_err());
+    assert!(p.send(Message::new("Fine", "")).is_err(), "empty body");
+
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let mut m = Message::new("ProducedTopic", format!("body-{i}"));
+        m.set_tags("TagA");
+        m.set_keys(["k"]);
+        let r = p.send(m).unwrap();
+        assert_eq!(r.status, SendStatus::SendOk);
+        assert_eq!(r.msg_id.len(), 32);
+        assert_eq!(message::decode_message_id(&r.offset_msg_id).unwrap().0, c.broker.addr());
+        ids.push((r.queue.queue_id, r.msg_id));
+    }
+    let queues: std::collections::BTreeSet<i32> = ids.iter().map(|(q, _)| *q).collect();
+    assert_eq!(queues.len(), 4, "round robin over the 4 queues created from TBW102");
+    assert!(wait::until(T, || (0..4).map(|q| pull_all(&c, "ProducedTopic", q).len()).sum::<usize>() == 8));
+    let stored = pull_all(&c, "ProducedTopic", ids[0].0);
+    assert!(stored.iter().any(|m| m.message.properties.get("UNIQ_KEY") == Some(ids[0].1.as_str())));
+    assert_eq!(stored[0].message.tags(), Some("TagA"));
+    p.shutdown();
+    assert!(p.send(Message::new("ProducedTopic", "late")).is_err(), "send after shutdown");
+}
