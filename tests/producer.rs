@@ -61,3 +61,29 @@ fn sends_create_the_topic_and_spread_over_its_queues() {
     p.shutdown();
     assert!(p.send(Message::new("ProducedTopic", "late")).is_err(), "send after shutdown");
 }
+
+#[test]
+fn async_and_oneway_sends_arrive() {
+    let c = Cluster::start();
+    let client =
+        ClientConfig { namesrv_addr: Some(c.ns_addr()), instance_name: "producer_async".into(), ..Default::default() };
+    let p = Producer::new(ProducerConfig::new("pg_async"), client);
+    p.start().unwrap();
+    p.send(Message::new("AsyncTopic", "sync first")).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    for i in 0..5 {
+        let tx = tx.clone();
+        p.send_async(Message::new("AsyncTopic", format!("async-{i}")), move |r| {
+            let on = rmq::common::thread::current_name().unwrap_or_default();
+            let _ = tx.send((r, on));
+        })
+        .unwrap();
+    }
+    for _ in 0..5 {
+        let (r, thread) = rx.recv_timeout(T).expect("every async send calls back");
+        assert_eq!(r.unwrap().status, SendStatus::SendOk);
+        assert!(thread.starts_with("NettyClientPublicExecutor_"), "callback ran on {thread}");
+    }
+    p.send_oneway(Message::new("AsyncTopic", "oneway")).unwrap();
+    assert!(wait::until(T, || (0..4).map(|q| pull_all(&c, "AsyncTopic", q).len()).sum::<usize>() == 7));
+}

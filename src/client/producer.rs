@@ -1,7 +1,7 @@
-//! `Producer` (RocketMQ: DefaultMQProducer), first part: synchronous sends
-//! with validation, the unique message id, topic routes (auto-creation
-//! through `TBW102`), round-robin queue choice that avoids the broker that
-//! just failed, and retries. Async and oneway sends, batches, selectors,
+//! `Producer` (RocketMQ: DefaultMQProducer), first part: synchronous (with
+//! retries), async and oneway sends, with validation, the unique message id,
+//! topic routes (auto-creation through `TBW102`), and round-robin queue
+//! choice that avoids the broker that just failed. Batches, selectors,
 //! compression and latency fault tolerance come next.
 
 use std::sync::Arc;
@@ -178,9 +178,8 @@ impl Producer {
         Ok(queues_of(topic, &route))
     }
 
-    /// Sends `msg` and waits for the broker's answer, retrying on another
-    /// queue (another broker where there is one) after a failure.
-    pub fn send(&self, mut msg: Message) -> Result<SendResult, ClientError> {
+    /// Checks `msg`, gives it its unique id, and finds the queues to send to.
+    fn prepare(&self, msg: &mut Message) -> Result<(Arc<ClientInstance>, String, Vec<MessageQueue>), ClientError> {
         let inst = self.instance()?;
         check_topic(&msg.topic)?;
         if msg.body.is_empty() {
@@ -204,6 +203,13 @@ impl Producer {
         if queues.is_empty() {
             return Err(ClientError::State(format!("No writable queue for the topic {}", msg.topic)));
         }
+        Ok((inst, uniq, queues))
+    }
+
+    /// Sends `msg` and waits for the broker's answer, retrying on another
+    /// queue (another broker where there is one) after a failure.
+    pub fn send(&self, mut msg: Message) -> Result<SendResult, ClientError> {
+        let (inst, uniq, queues) = self.prepare(&mut msg)?;
         let deadline = crate::common::wait::Deadline::after(self.config.send_msg_timeout);
         let mut last_failed: Option<String> = None;
         let mut last_error = None;
@@ -267,6 +273,13 @@ impl Producer {
         msg: &Message,
         timeout: Duration,
     ) -> Result<(SendStatus, SendMessageResponseHeader), ClientError> {
+        let req = self.request(inst, mq, msg);
+        let target = inst.config().broker_addr_for_send(addr);
+        send_response(inst.remoting().invoke_sync(&target, req, timeout)?)
+    }
+
+    /// The SEND_MESSAGE_V2 request for `msg` to `mq`.
+    fn request(&self, inst: &ClientInstance, mq: &MessageQueue, msg: &Message) -> RemotingCommand {
         let h = SendMessageRequestHeaderV2 {
             producer_group: self.config.group.clone(),
             topic: msg.topic.clone(),
@@ -283,23 +296,50 @@ impl Producer {
             batch: Some(false),
             broker_name: Some(mq.broker_name.clone()),
         };
-        let req = RemotingCommand::request_with(request::SEND_MESSAGE_V2, &h)
+        RemotingCommand::request_with(request::SEND_MESSAGE_V2, &h)
             .with_body(msg.body.clone())
-            .with_serialize_type(inst.config().serialize_type);
-        let target = inst.config().broker_addr_for_send(addr);
-        let r = inst.remoting().invoke_sync(&target, req, timeout)?;
-        let status = match r.code {
-            response::SUCCESS => SendStatus::SendOk,
-            response::FLUSH_DISK_TIMEOUT => SendStatus::FlushDiskTimeout,
-            response::FLUSH_SLAVE_TIMEOUT => SendStatus::FlushSlaveTimeout,
-            response::SLAVE_NOT_AVAILABLE => SendStatus::SlaveNotAvailable,
-            code => return Err(ClientError::Refused { code, remark: r.remark.unwrap_or_default() }),
-        };
-        let header = r.header::<SendMessageResponseHeader>().map_err(|e| ClientError::Refused {
-            code: response::SYSTEM_ERROR,
-            remark: format!("bad send response: {e}"),
+            .with_serialize_type(inst.config().serialize_type)
+    }
+
+    /// Sends `msg` without waiting: `callback` runs on
+    /// `NettyClientPublicExecutor_N` with the result. Errors found before
+    /// sending come back here. (No retry on another broker yet.)
+    pub fn send_async(
+        &self,
+        mut msg: Message,
+        callback: impl FnOnce(Result<SendResult, ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError> {
+        let (inst, uniq, queues) = self.prepare(&mut msg)?;
+        let mq = self.select_queue(&queues, None);
+        let addr = inst
+            .master_addr(&mq.broker_name)
+            .ok_or_else(|| ClientError::State(format!("The broker[{}] not exist", mq.broker_name)))?;
+        let req = self.request(&inst, &mq, &msg);
+        let target = inst.config().broker_addr_for_send(&addr);
+        inst.remoting().invoke_async(&target, req, self.config.send_msg_timeout, move |r| {
+            let result = r.map_err(ClientError::from).and_then(send_response).map(|(status, h)| SendResult {
+                status,
+                msg_id: uniq,
+                offset_msg_id: h.msg_id,
+                queue_offset: h.queue_offset,
+                queue: MessageQueue { queue_id: h.queue_id, ..mq },
+            });
+            callback(result)
         })?;
-        Ok((status, header))
+        Ok(())
+    }
+
+    /// Sends `msg` and waits for nothing (oneway).
+    pub fn send_oneway(&self, mut msg: Message) -> Result<(), ClientError> {
+        let (inst, _, queues) = self.prepare(&mut msg)?;
+        let mq = self.select_queue(&queues, None);
+        let addr = inst
+            .master_addr(&mq.broker_name)
+            .ok_or_else(|| ClientError::State(format!("The broker[{}] not exist", mq.broker_name)))?;
+        let req = self.request(&inst, &mq, &msg);
+        let target = inst.config().broker_addr_for_send(&addr);
+        inst.remoting().invoke_oneway(&target, req, self.config.send_msg_timeout)?;
+        Ok(())
     }
 
     /// Unregisters the group; the instance stops with its last user.
@@ -322,6 +362,22 @@ impl Drop for Producer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A send's answer as a status and header, or the broker's refusal.
+fn send_response(r: RemotingCommand) -> Result<(SendStatus, SendMessageResponseHeader), ClientError> {
+    let status = match r.code {
+        response::SUCCESS => SendStatus::SendOk,
+        response::FLUSH_DISK_TIMEOUT => SendStatus::FlushDiskTimeout,
+        response::FLUSH_SLAVE_TIMEOUT => SendStatus::FlushSlaveTimeout,
+        response::SLAVE_NOT_AVAILABLE => SendStatus::SlaveNotAvailable,
+        code => return Err(ClientError::Refused { code, remark: r.remark.unwrap_or_default() }),
+    };
+    let header = r.header::<SendMessageResponseHeader>().map_err(|e| ClientError::Refused {
+        code: response::SYSTEM_ERROR,
+        remark: format!("bad send response: {e}"),
+    })?;
+    Ok((status, header))
 }
 
 /// The writable queues of a route, brokers in name order.
