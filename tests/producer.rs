@@ -87,3 +87,25 @@ fn async_and_oneway_sends_arrive() {
     p.send_oneway(Message::new("AsyncTopic", "oneway")).unwrap();
     assert!(wait::until(T, || (0..4).map(|q| pull_all(&c, "AsyncTopic", q).len()).sum::<usize>() == 7));
 }
+
+#[test]
+fn a_selector_keeps_messages_of_one_key_in_one_queue_in_order() {
+    let c = Cluster::start();
+    let client =
+        ClientConfig { namesrv_addr: Some(c.ns_addr()), instance_name: "producer_order".into(), ..Default::default() };
+    let p = Producer::new(ProducerConfig::new("pg_order"), client);
+    p.start().unwrap();
+    let by_key =
+        |key: u32| move |qs: &[rmq::remoting::body::MessageQueue], _: &Message| qs[key as usize % qs.len()].clone();
+    for i in 0..6 {
+        let r = p.send_with_selector(Message::new("OrderTopic", format!("order7-step{i}")), by_key(7)).unwrap();
+        assert_eq!(r.queue.queue_id, 3, "key 7 of 4 queues");
+    }
+    assert!(wait::until(T, || pull_all(&c, "OrderTopic", 3).len() == 6));
+    let bodies: Vec<String> =
+        pull_all(&c, "OrderTopic", 3).iter().map(|m| String::from_utf8_lossy(&m.message.body).to_string()).collect();
+    assert_eq!(bodies, (0..6).map(|i| format!("order7-step{i}")).collect::<Vec<_>>());
+    let mq = rmq::remoting::body::MessageQueue::new("OrderTopic", "broker-a", 1);
+    assert_eq!(p.send_to_queue(Message::new("OrderTopic", "direct"), mq.clone()).unwrap().queue, mq);
+    assert!(p.send_to_queue(Message::new("Other", "x"), mq).is_err(), "topic must match the queue's");
+}

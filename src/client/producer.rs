@@ -1,8 +1,8 @@
 //! `Producer` (RocketMQ: DefaultMQProducer), first part: synchronous (with
-//! retries), async and oneway sends, with validation, the unique message id,
-//! topic routes (auto-creation through `TBW102`), and round-robin queue
-//! choice that avoids the broker that just failed. Batches, selectors,
-//! compression and latency fault tolerance come next.
+//! retries), async, oneway, to-queue and selector sends, with validation,
+//! the unique message id, topic routes (auto-creation through `TBW102`), and
+//! round-robin queue choice that avoids the broker that just failed.
+//! Batches, compression and latency fault tolerance come next.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -299,6 +299,48 @@ impl Producer {
         RemotingCommand::request_with(request::SEND_MESSAGE_V2, &h)
             .with_body(msg.body.clone())
             .with_serialize_type(inst.config().serialize_type)
+    }
+
+    /// Sends `msg` to the queue `select` picks among the topic's writable
+    /// queues (RocketMQ: send with a MessageQueueSelector), e.g. by a key
+    /// for ordered messages. No retry on another queue: order would break.
+    pub fn send_with_selector(
+        &self,
+        mut msg: Message,
+        select: impl FnOnce(&[MessageQueue], &Message) -> MessageQueue,
+    ) -> Result<SendResult, ClientError> {
+        let (inst, uniq, queues) = self.prepare(&mut msg)?;
+        let mq = select(&queues, &msg);
+        self.send_to_queue_prepared(&inst, uniq, mq, &msg)
+    }
+
+    /// Sends `msg` to `mq` (RocketMQ: send(msg, mq)).
+    pub fn send_to_queue(&self, mut msg: Message, mq: MessageQueue) -> Result<SendResult, ClientError> {
+        let (inst, uniq, _) = self.prepare(&mut msg)?;
+        if mq.topic != msg.topic {
+            return Err(ClientError::State(format!("message's topic {} not equal mq's topic {}", msg.topic, mq.topic)));
+        }
+        self.send_to_queue_prepared(&inst, uniq, mq, &msg)
+    }
+
+    fn send_to_queue_prepared(
+        &self,
+        inst: &ClientInstance,
+        uniq: String,
+        mq: MessageQueue,
+        msg: &Message,
+    ) -> Result<SendResult, ClientError> {
+        let addr = inst
+            .master_addr(&mq.broker_name)
+            .ok_or_else(|| ClientError::State(format!("The broker[{}] not exist", mq.broker_name)))?;
+        let (status, h) = self.send_to(inst, &addr, &mq, msg, self.config.send_msg_timeout)?;
+        Ok(SendResult {
+            status,
+            msg_id: uniq,
+            offset_msg_id: h.msg_id,
+            queue_offset: h.queue_offset,
+            queue: MessageQueue { queue_id: h.queue_id, ..mq },
+        })
     }
 
     /// Sends `msg` without waiting: `callback` runs on
