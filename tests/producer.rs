@@ -109,3 +109,23 @@ fn a_selector_keeps_messages_of_one_key_in_one_queue_in_order() {
     assert_eq!(p.send_to_queue(Message::new("OrderTopic", "direct"), mq.clone()).unwrap().queue, mq);
     assert!(p.send_to_queue(Message::new("Other", "x"), mq).is_err(), "topic must match the queue's");
 }
+
+#[test]
+fn bodies_over_4_kib_travel_compressed_and_inflate_back() {
+    let c = Cluster::start();
+    let client =
+        ClientConfig { namesrv_addr: Some(c.ns_addr()), instance_name: "producer_zip".into(), ..Default::default() };
+    let p = Producer::new(ProducerConfig::new("pg_zip"), client);
+    p.start().unwrap();
+    let big: Vec<u8> = (0..10_000u32).flat_map(|i| (i % 97).to_string().into_bytes()).collect();
+    let mq = rmq::remoting::body::MessageQueue::new("ZipTopic", "broker-a", 0);
+    p.send_to_queue(Message::new("ZipTopic", big.clone()), mq.clone()).unwrap();
+    p.send_to_queue(Message::new("ZipTopic", "small"), mq).unwrap();
+    assert!(wait::until(T, || pull_all(&c, "ZipTopic", 0).len() == 2));
+    let stored = pull_all(&c, "ZipTopic", 0);
+    assert_eq!(stored[0].sys_flag & message::sys_flag::COMPRESSED_FLAG, 1, "compressed on the wire and on disk");
+    assert!(stored[0].message.body.len() < big.len());
+    assert_eq!(&message::uncompressed_body(&stored[0]).unwrap()[..], &big[..]);
+    assert_eq!(stored[1].sys_flag & message::sys_flag::COMPRESSED_FLAG, 0);
+    assert_eq!(&message::uncompressed_body(&stored[1]).unwrap()[..], b"small");
+}

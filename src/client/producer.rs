@@ -2,7 +2,8 @@
 //! retries), async, oneway, to-queue and selector sends, with validation,
 //! the unique message id, topic routes (auto-creation through `TBW102`), and
 //! round-robin queue choice that avoids the broker that just failed.
-//! Batches, compression and latency fault tolerance come next.
+//! Bodies over 4 KiB go zlib-compressed. Batches and latency fault
+//! tolerance come next.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,6 +57,9 @@ pub struct ProducerConfig {
     pub default_topic_queue_nums: i32,
     /// maxMessageSize, 4 MiB.
     pub max_message_size: usize,
+    /// compressMsgBodyOverHowmuch, 4 KiB: larger bodies go zlib-compressed
+    /// with the COMPRESSED sys flag.
+    pub compress_msg_body_over: usize,
 }
 
 impl ProducerConfig {
@@ -66,6 +70,7 @@ impl ProducerConfig {
             retry_times_when_send_failed: 2,
             default_topic_queue_nums: 4,
             max_message_size: 4 * 1024 * 1024,
+            compress_msg_body_over: 4 * 1024,
         }
     }
 }
@@ -280,13 +285,20 @@ impl Producer {
 
     /// The SEND_MESSAGE_V2 request for `msg` to `mq`.
     fn request(&self, inst: &ClientInstance, mq: &MessageQueue, msg: &Message) -> RemotingCommand {
+        let (body, sys_flag) = match (msg.body.len() > self.config.compress_msg_body_over)
+            .then(|| crate::common::message::compress_body(&msg.body))
+            .flatten()
+        {
+            Some(z) => (z, crate::common::message::sys_flag::COMPRESSED_FLAG),
+            None => (msg.body.clone(), 0),
+        };
         let h = SendMessageRequestHeaderV2 {
             producer_group: self.config.group.clone(),
             topic: msg.topic.clone(),
             default_topic: DEFAULT_TOPIC.into(),
             default_topic_queue_nums: self.config.default_topic_queue_nums,
             queue_id: mq.queue_id,
-            sys_flag: 0,
+            sys_flag,
             born_timestamp: now_millis(),
             flag: msg.flag,
             properties: Some(properties_to_string(&msg.properties)),
@@ -297,7 +309,7 @@ impl Producer {
             broker_name: Some(mq.broker_name.clone()),
         };
         RemotingCommand::request_with(request::SEND_MESSAGE_V2, &h)
-            .with_body(msg.body.clone())
+            .with_body(body)
             .with_serialize_type(inst.config().serialize_type)
     }
 

@@ -807,6 +807,29 @@ pub fn tags_hash(tags: &str) -> i64 {
     i64::from(h)
 }
 
+/// A body compressed as RocketMQ does for the COMPRESSED sys flag (zlib,
+/// level 5); `None` if compression failed.
+pub fn compress_body(body: &[u8]) -> Option<Bytes> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(body.len() / 2), flate2::Compression::new(5));
+    z.write_all(body).ok()?;
+    z.finish().ok().map(Bytes::from)
+}
+
+/// A message's body as sent: inflated when its sys flag says COMPRESSED;
+/// an error for a body that does not inflate.
+pub fn uncompressed_body(m: &MessageExt) -> Result<Bytes, MessageError> {
+    if m.sys_flag & sys_flag::COMPRESSED_FLAG == 0 {
+        return Ok(m.message.body.clone());
+    }
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(&m.message.body[..])
+        .read_to_end(&mut out)
+        .map_err(|e| MessageError::Truncated(format!("compressed body does not inflate: {e}")))?;
+    Ok(Bytes::from(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
