@@ -129,3 +129,31 @@ fn bodies_over_4_kib_travel_compressed_and_inflate_back() {
     assert_eq!(stored[1].sys_flag & message::sys_flag::COMPRESSED_FLAG, 0);
     assert_eq!(&message::uncompressed_body(&stored[1]).unwrap()[..], b"small");
 }
+
+#[test]
+fn a_batch_is_stored_together_with_an_id_per_message() {
+    let c = Cluster::start();
+    let client =
+        ClientConfig { namesrv_addr: Some(c.ns_addr()), instance_name: "producer_batch".into(), ..Default::default() };
+    let p = Producer::new(ProducerConfig::new("pg_batch"), client);
+    p.start().unwrap();
+    let msgs: Vec<Message> = (0..3)
+        .map(|i| {
+            let mut m = Message::new("BatchTopic", format!("b{i}"));
+            m.set_tags("T");
+            m
+        })
+        .collect();
+    let r = p.send_batch(msgs).unwrap();
+    let ids: Vec<&str> = r.msg_id.split(',').collect();
+    assert_eq!(ids.len(), 3);
+    assert!(wait::until(T, || pull_all(&c, "BatchTopic", r.queue.queue_id).len() == 3));
+    let stored = pull_all(&c, "BatchTopic", r.queue.queue_id);
+    for (m, id) in stored.iter().zip(ids) {
+        assert_eq!(m.message.properties.get("UNIQ_KEY"), Some(id));
+        assert_eq!(m.message.tags(), Some("T"));
+    }
+    assert_eq!(stored.iter().map(|m| m.queue_offset).collect::<Vec<_>>(), vec![0, 1, 2]);
+    let mixed = vec![Message::new("BatchTopic", "a"), Message::new("Other", "b")];
+    assert!(p.send_batch(mixed).is_err(), "one topic per batch");
+}
