@@ -214,12 +214,20 @@ fn admin(cmd: AdminCommand) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    // Servers log their progress; one-shot commands only problems.
+    let level = match cli.command {
+        Command::Admin { .. } | Command::Threads { .. } => "warn",
+        _ => "info",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     match cli.command {
         Command::Admin { command } => match admin(command) {
             Ok(text) => {
                 print!("{text}");
+                if !text.ends_with('\n') {
+                    println!();
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
