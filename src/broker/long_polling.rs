@@ -120,7 +120,9 @@ fn notify(table: &HoldTable, wake: &Wake, topic: &str, queue_id: i32, max_offset
         let mut keep = Vec::new();
         for p in list.drain(..) {
             let arrived = max_offset > p.pull_from_offset && p.wants(tags_code);
-            let expired = now >= p.suspend_timestamp + p.timeout_millis;
+            // Strictly past: store times are whole milliseconds, and a pull must
+            // be held for at least its timeout.
+            let expired = now > p.suspend_timestamp + p.timeout_millis;
             if arrived || expired || !p.channel.is_active() {
                 ready.push(p);
             } else {
