@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rmq::client::admin::{self, Admin, AdminError, Target};
-use rmq::common::message::{self, Properties};
-use rmq::common::time::now_millis;
+use rmq::common::message::{self};
 use rmq::common::wait;
 use rmq::remoting::RemotingCommand;
 use rmq::remoting::body::{HeartbeatData, TopicConfig};
@@ -41,23 +40,8 @@ fn cluster() -> Cluster {
 
 impl Cluster {
     /// Sends one message to queue `queue_id`; returns its offset message id.
-    fn send(&self, topic: &str, body: &[u8], queue_id: i32) -> String {
-        let mut props = Properties::new();
-        props.insert("TAGS", "TagA");
-        props.insert("KEYS", "k1");
-        let h = SendMessageRequestHeaderV2 {
-            producer_group: "pg".into(),
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            default_topic_queue_nums: 4,
-            queue_id,
-            born_timestamp: now_millis(),
-            properties: Some(message::properties_to_string(&props)),
-            ..Default::default()
-        };
-        let r = self.call(RemotingCommand::request_with(request::SEND_MESSAGE_V2, &h).with_body(body.to_vec()));
-        assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
-        r.header::<SendMessageResponseHeader>().unwrap().msg_id
+    fn send_id(&self, topic: &str, body: &[u8], queue_id: i32) -> String {
+        self.send(topic, body, queue_id).msg_id
     }
 
     fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
@@ -117,7 +101,7 @@ fn every_admin_operation_end_to_end() {
     );
 
     // A message, then topicList, topicRoute, topicStatus, queryMsgById.
-    let msg_id = c.send("AdminCli", b"hello admin", 0);
+    let msg_id = c.send_id("AdminCli", b"hello admin", 0);
     c.wait_indexed("AdminCli", 0, 1);
     assert!(wait::until(T, || c.admin.topic_list().is_ok_and(|l| l.topic_list.contains("AdminCli"))));
     let list = c.admin.topic_list().unwrap();

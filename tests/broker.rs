@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::cluster::{Cluster, T};
+use support::cluster::{Cluster, T, send_v2};
 
 use rmq::broker::processor::pull_flag;
 use rmq::broker::{BrokerConfig, BrokerController};
@@ -21,29 +21,6 @@ use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand, SerializeType
 
 fn cluster() -> Cluster {
     Cluster::start()
-}
-
-fn send_v2(topic: &str, body: &[u8], tags: &str, queue_id: i32) -> RemotingCommand {
-    let mut props = message::Properties::new();
-    props.insert("TAGS", tags);
-    props.insert("KEYS", "k1");
-    let h = SendMessageRequestHeaderV2 {
-        producer_group: "pg".into(),
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
-        default_topic_queue_nums: 4,
-        queue_id,
-        sys_flag: 0,
-        born_timestamp: rmq::common::time::now_millis(),
-        flag: 0,
-        properties: Some(message::properties_to_string(&props)),
-        reconsume_times: Some(0),
-        unit_mode: Some(false),
-        max_reconsume_times: None,
-        batch: Some(false),
-        broker_name: None,
-    };
-    RemotingCommand::request_with(request::SEND_MESSAGE_V2, &h).with_body(body.to_vec())
 }
 
 fn pull_req(topic: &str, queue_id: i32, offset: i64, sub: &str, suspend_ms: i64) -> RemotingCommand {

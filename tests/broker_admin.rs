@@ -6,7 +6,7 @@ mod support;
 
 use support::cluster::{Cluster, T};
 
-use rmq::common::message::{self, Properties};
+use rmq::common::message::{self};
 use rmq::common::time::now_millis;
 use rmq::common::wait;
 use rmq::remoting::RemotingCommand;
@@ -37,23 +37,8 @@ fn cluster() -> Cluster {
 
 impl Cluster {
     /// Sends one message to queue `queue_id`; returns its CommitLog offset.
-    fn send(&self, topic: &str, body: &[u8], queue_id: i32) -> i64 {
-        let mut props = Properties::new();
-        props.insert("TAGS", "TagA");
-        let h = SendMessageRequestHeaderV2 {
-            producer_group: "pg".into(),
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            default_topic_queue_nums: 4,
-            queue_id,
-            born_timestamp: now_millis(),
-            properties: Some(message::properties_to_string(&props)),
-            ..Default::default()
-        };
-        let r = self.call(RemotingCommand::request_with(request::SEND_MESSAGE_V2, &h).with_body(body.to_vec()));
-        assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
-        let h: SendMessageResponseHeader = r.header().unwrap();
-        message::decode_message_id(&h.msg_id).unwrap().1
+    fn send_at(&self, topic: &str, body: &[u8], queue_id: i32) -> i64 {
+        message::decode_message_id(&self.send(topic, body, queue_id).msg_id).unwrap().1
     }
 
     fn queue_offset(&self, code: i32, topic: &str, queue_id: i32) -> i64 {
@@ -95,7 +80,7 @@ fn remark(r: &RemotingCommand) -> String {
 #[test]
 fn offsets_timestamps_and_view_by_offset() {
     let c = cluster();
-    let first = c.send("Stock", b"first", 0);
+    let first = c.send_at("Stock", b"first", 0);
     c.wait_indexed("Stock", 0, 1);
     let t1 = c.view(first);
     assert_eq!(t1.code, response::SUCCESS, "{:?}", t1.remark);
@@ -103,7 +88,7 @@ fn offsets_timestamps_and_view_by_offset() {
     assert_eq!(m1.body().as_ref(), b"first");
     // The next message is stored at a later millisecond.
     assert!(wait::until(T, || now_millis() > m1.store_timestamp + 2));
-    let second = c.send("Stock", b"second", 0);
+    let second = c.send_at("Stock", b"second", 0);
     c.send("Stock", b"third", 0);
     c.wait_indexed("Stock", 0, 3);
 

@@ -222,10 +222,13 @@ impl Producer {
                 break;
             }
             let mq = self.select_queue(&queues, last_failed.as_deref());
-            let Some(addr) = inst.master_addr(&mq.broker_name) else {
-                last_error = Some(ClientError::State(format!("The broker[{}] not exist", mq.broker_name)));
-                last_failed = Some(mq.broker_name.clone());
-                continue;
+            let addr = match Self::target(&inst, &mq) {
+                Ok(a) => a,
+                Err(e) => {
+                    last_error = Some(e);
+                    last_failed = Some(mq.broker_name.clone());
+                    continue;
+                }
             };
             match self.send_to(&inst, &addr, &mq, &msg, deadline.remaining()) {
                 Ok((status, h)) => {
@@ -255,6 +258,14 @@ impl Producer {
         Err(last_error.unwrap_or_else(|| ClientError::State("send timed out".into())))
     }
 
+    /// Where to send for `mq`: its broker's master (VIP port when enabled).
+    fn target(inst: &ClientInstance, mq: &MessageQueue) -> Result<String, ClientError> {
+        let addr = inst
+            .master_addr(&mq.broker_name)
+            .ok_or_else(|| ClientError::State(format!("The broker[{}] not exist", mq.broker_name)))?;
+        Ok(inst.config().broker_addr_for_send(&addr))
+    }
+
     /// Round robin over the queues, skipping `avoid`'s when another broker has one.
     fn select_queue(&self, queues: &[MessageQueue], avoid: Option<&str>) -> MessageQueue {
         let start = self.next_queue.fetch_add(1, Ordering::Relaxed);
@@ -278,8 +289,7 @@ impl Producer {
         timeout: Duration,
     ) -> Result<(SendStatus, SendMessageResponseHeader), ClientError> {
         let req = self.request(inst, mq, msg);
-        let target = inst.config().broker_addr_for_send(addr);
-        send_response(inst.remoting().invoke_sync(&target, req, timeout)?)
+        send_response(inst.remoting().invoke_sync(addr, req, timeout)?)
     }
 
     /// The SEND_MESSAGE_V2 request for `msg` to `mq`.
@@ -341,9 +351,7 @@ impl Producer {
         mq: MessageQueue,
         msg: &Message,
     ) -> Result<SendResult, ClientError> {
-        let addr = inst
-            .master_addr(&mq.broker_name)
-            .ok_or_else(|| ClientError::State(format!("The broker[{}] not exist", mq.broker_name)))?;
+        let addr = Self::target(inst, &mq)?;
         let (status, h) = self.send_to(inst, &addr, &mq, msg, self.config.send_msg_timeout)?;
         Ok(SendResult {
             status,
@@ -397,15 +405,12 @@ impl Producer {
             )));
         }
         let mq = self.select_queue(&queues, None);
-        let addr = inst
-            .master_addr(&mq.broker_name)
-            .ok_or_else(|| ClientError::State(format!("The broker[{}] not exist", mq.broker_name)))?;
+        let target = Self::target(&inst, &mq)?;
         let batch = Message { topic, flag: 0, properties: Default::default(), body: body.into() };
         let mut req = self.request(&inst, &mq, &Message { body: bytes::Bytes::new(), ..batch.clone() });
         req.code = request::SEND_BATCH_MESSAGE;
         req.ext_fields.insert("m", "true");
         req.body = crate::remoting::Body::from(batch.body);
-        let target = inst.config().broker_addr_for_send(&addr);
         let (status, h) = send_response(inst.remoting().invoke_sync(&target, req, self.config.send_msg_timeout)?)?;
         Ok(SendResult {
             status,
@@ -426,11 +431,8 @@ impl Producer {
     ) -> Result<(), ClientError> {
         let (inst, uniq, queues) = self.prepare(&mut msg)?;
         let mq = self.select_queue(&queues, None);
-        let addr = inst
-            .master_addr(&mq.broker_name)
-            .ok_or_else(|| ClientError::State(format!("The broker[{}] not exist", mq.broker_name)))?;
+        let target = Self::target(&inst, &mq)?;
         let req = self.request(&inst, &mq, &msg);
-        let target = inst.config().broker_addr_for_send(&addr);
         inst.remoting().invoke_async(&target, req, self.config.send_msg_timeout, move |r| {
             let result = r.map_err(ClientError::from).and_then(send_response).map(|(status, h)| SendResult {
                 status,
@@ -448,11 +450,8 @@ impl Producer {
     pub fn send_oneway(&self, mut msg: Message) -> Result<(), ClientError> {
         let (inst, _, queues) = self.prepare(&mut msg)?;
         let mq = self.select_queue(&queues, None);
-        let addr = inst
-            .master_addr(&mq.broker_name)
-            .ok_or_else(|| ClientError::State(format!("The broker[{}] not exist", mq.broker_name)))?;
+        let target = Self::target(&inst, &mq)?;
         let req = self.request(&inst, &mq, &msg);
-        let target = inst.config().broker_addr_for_send(&addr);
         inst.remoting().invoke_oneway(&target, req, self.config.send_msg_timeout)?;
         Ok(())
     }

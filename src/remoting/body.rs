@@ -454,19 +454,9 @@ pub struct LockBatchRequestBody {
     pub only_this_broker: Option<bool>,
 }
 
-/// UNLOCK_BATCH_MQ request body: the queues `client_id` gives back.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct UnlockBatchRequestBody {
-    #[serde(deserialize_with = "lenient::or_default")]
-    pub consumer_group: String,
-    #[serde(deserialize_with = "lenient::or_default")]
-    pub client_id: String,
-    #[serde(deserialize_with = "lenient::or_default")]
-    pub mq_set: BTreeSet<MessageQueue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub only_this_broker: Option<bool>,
-}
+/// UNLOCK_BATCH_MQ request body: the same fields as the lock request (the
+/// queues `client_id` gives back).
+pub type UnlockBatchRequestBody = LockBatchRequestBody;
 
 /// LOCK_BATCH_MQ response body: the requested queues the requester now holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

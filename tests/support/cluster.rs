@@ -6,11 +6,36 @@
 use std::time::Duration;
 
 use rmq::broker::{BrokerConfig, BrokerController};
+use rmq::common::message;
 use rmq::namesrv::{NamesrvConfig, NamesrvController};
+use rmq::remoting::code::{request, response};
+use rmq::remoting::headers::{SendMessageRequestHeaderV2, SendMessageResponseHeader};
 use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand};
 
 /// How long a test waits for one answer.
 pub const T: Duration = Duration::from_secs(5);
+
+/// A SEND_MESSAGE_V2 request as a producer sends it: tag `tags`, key `k1`,
+/// auto-creation through TBW102 with 4 queues.
+pub fn send_v2(topic: &str, body: &[u8], tags: &str, queue_id: i32) -> RemotingCommand {
+    let mut props = message::Properties::new();
+    props.insert("TAGS", tags);
+    props.insert("KEYS", "k1");
+    let h = SendMessageRequestHeaderV2 {
+        producer_group: "pg".into(),
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 4,
+        queue_id,
+        born_timestamp: rmq::common::time::now_millis(),
+        properties: Some(message::properties_to_string(&props)),
+        reconsume_times: Some(0),
+        unit_mode: Some(false),
+        batch: Some(false),
+        ..Default::default()
+    };
+    RemotingCommand::request_with(request::SEND_MESSAGE_V2, &h).with_body(body.to_vec())
+}
 
 /// Fields drop in order: the client, the broker (it unregisters from the
 /// name server), the name server, the directory.
@@ -55,6 +80,13 @@ impl Cluster {
     /// A request to the broker, answered within [`T`].
     pub fn call(&self, req: RemotingCommand) -> RemotingCommand {
         self.client.invoke_sync(&self.broker_addr(), req, T).unwrap()
+    }
+
+    /// Sends one message (tag TagA) to `queue_id`; asserts SUCCESS.
+    pub fn send(&self, topic: &str, body: &[u8], queue_id: i32) -> SendMessageResponseHeader {
+        let r = self.call(send_v2(topic, body, "TagA", queue_id));
+        assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+        r.header().unwrap()
     }
 
     /// A request to the name server, answered within [`T`].
