@@ -45,7 +45,7 @@ impl Cluster {
     }
 
     fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        let h = QueueRequestHeader { topic: topic.into(), queue_id };
+        let h = QueueRequestHeader { bname: None, topic: topic.into(), queue_id };
         let r = self.call(RemotingCommand::request_with(request::GET_MAX_OFFSET, &h));
         assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
         r.header::<OffsetResponseHeader>().unwrap().offset
@@ -171,6 +171,7 @@ fn every_admin_operation_end_to_end() {
     .unwrap();
     assert_eq!(c.call(RemotingCommand::request(request::HEART_BEAT).with_body(to_body(&hb))).code, response::SUCCESS);
     let commit = UpdateConsumerOffsetRequestHeader {
+        bname: None,
         consumer_group: "G".into(),
         topic: "AdminCli".into(),
         queue_id: 0,

@@ -25,6 +25,7 @@ fn cluster() -> Cluster {
 
 fn pull_req(topic: &str, queue_id: i32, offset: i64, sub: &str, suspend_ms: i64) -> RemotingCommand {
     let h = PullMessageRequestHeader {
+        bname: None,
         consumer_group: "cg".into(),
         topic: topic.into(),
         queue_id,
@@ -156,11 +157,17 @@ fn batches_offsets_heartbeats_and_errors() {
     pull_n(&c, "Batch", 0, "*", 3);
 
     // Offsets: a new group starts at 0 while the first message is there; -1 is ignored.
-    let q = QueryConsumerOffsetRequestHeader { consumer_group: "cg".into(), topic: "Batch".into(), queue_id: 0 };
+    let q = QueryConsumerOffsetRequestHeader {
+        bname: None,
+        consumer_group: "cg".into(),
+        topic: "Batch".into(),
+        queue_id: 0,
+    };
     let r = c.client.invoke_sync(&b, RemotingCommand::request_with(request::QUERY_CONSUMER_OFFSET, &q), T).unwrap();
     assert_eq!(r.header::<QueryConsumerOffsetResponseHeader>().unwrap().offset, 0);
     for off in [2, -1] {
         let u = UpdateConsumerOffsetRequestHeader {
+            bname: None,
             consumer_group: "cg".into(),
             topic: "Batch".into(),
             queue_id: 0,
@@ -231,7 +238,12 @@ fn offsets_and_topics_survive_a_broker_restart() {
         ..Default::default()
     };
     let client = RemotingClient::start(ClientConfig::default()).unwrap();
-    let q = QueryConsumerOffsetRequestHeader { consumer_group: "cg".into(), topic: "Kept".into(), queue_id: 0 };
+    let q = QueryConsumerOffsetRequestHeader {
+        bname: None,
+        consumer_group: "cg".into(),
+        topic: "Kept".into(),
+        queue_id: 0,
+    };
     {
         let broker = BrokerController::start(cfg()).unwrap();
         let b = broker.addr().to_string();
@@ -240,6 +252,7 @@ fn offsets_and_topics_survive_a_broker_restart() {
             assert_eq!(client.invoke_sync(&b, send_v2("Kept", body.as_bytes(), "A", 0), T).unwrap().code, 0);
         }
         let u = UpdateConsumerOffsetRequestHeader {
+            bname: None,
             consumer_group: "cg".into(),
             topic: "Kept".into(),
             queue_id: 0,

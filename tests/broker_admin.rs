@@ -42,7 +42,7 @@ impl Cluster {
     }
 
     fn queue_offset(&self, code: i32, topic: &str, queue_id: i32) -> i64 {
-        let h = QueueRequestHeader { topic: topic.into(), queue_id };
+        let h = QueueRequestHeader { bname: None, topic: topic.into(), queue_id };
         let r = self.call(RemotingCommand::request_with(code, &h));
         assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
         r.header::<OffsetResponseHeader>().unwrap().offset
@@ -97,7 +97,7 @@ fn offsets_timestamps_and_view_by_offset() {
     assert_eq!(c.queue_offset(request::GET_MAX_OFFSET, "Stock", 1), 0);
     assert_eq!(c.queue_offset(request::GET_MAX_OFFSET, "NoSuchTopic", 0), 0);
 
-    let h = QueueRequestHeader { topic: "Stock".into(), queue_id: 0 };
+    let h = QueueRequestHeader { bname: None, topic: "Stock".into(), queue_id: 0 };
     let r = c.call(RemotingCommand::request_with(request::GET_EARLIEST_MSG_STORETIME, &h));
     assert_eq!(r.code, response::SUCCESS);
     assert_eq!(r.header::<GetEarliestMsgStoretimeResponseHeader>().unwrap().timestamp, m1.store_timestamp);
@@ -110,7 +110,7 @@ fn offsets_timestamps_and_view_by_offset() {
     assert!(m2.store_timestamp > m1.store_timestamp);
 
     let search = |timestamp: i64| {
-        let h = SearchOffsetRequestHeader { topic: "Stock".into(), queue_id: 0, timestamp };
+        let h = SearchOffsetRequestHeader { bname: None, topic: "Stock".into(), queue_id: 0, timestamp };
         let r = c.call(RemotingCommand::request_with(request::SEARCH_OFFSET_BY_TIMESTAMP, &h));
         assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
         r.header::<OffsetResponseHeader>().unwrap().offset
@@ -177,6 +177,7 @@ fn create_and_delete_topics() {
     c.send("AdminT", b"x", 2);
     c.wait_indexed("AdminT", 2, 1);
     let commit = UpdateConsumerOffsetRequestHeader {
+        bname: None,
         consumer_group: "G".into(),
         topic: "AdminT".into(),
         queue_id: 2,
@@ -218,6 +219,7 @@ fn groups_consume_stats_topic_stats_and_runtime_info() {
     }
     c.wait_indexed("Stats", 0, 3);
     let commit = UpdateConsumerOffsetRequestHeader {
+        bname: None,
         consumer_group: "G1".into(),
         topic: "Stats".into(),
         queue_id: 0,
@@ -237,7 +239,7 @@ fn groups_consume_stats_topic_stats_and_runtime_info() {
     assert_eq!((mq.topic.as_str(), w.broker_offset, w.consumer_offset), ("Stats", 3, 2));
     let second = c.call(RemotingCommand::request_with(
         request::GET_EARLIEST_MSG_STORETIME,
-        &QueueRequestHeader { topic: "Stats".into(), queue_id: 0 },
+        &QueueRequestHeader { bname: None, topic: "Stats".into(), queue_id: 0 },
     ));
     assert!(w.last_timestamp >= second.header::<GetEarliestMsgStoretimeResponseHeader>().unwrap().timestamp);
     assert!(w.last_timestamp <= now_millis());

@@ -61,6 +61,7 @@ fn pull_all(c: &RemotingClient, b: &str, topic: &str) -> Vec<MessageExt> {
 
 fn send_back(c: &RemotingClient, b: &str, m: &MessageExt) -> RemotingCommand {
     let h = ConsumerSendMsgBackRequestHeader {
+        bname: None,
         offset: m.commit_log_offset,
         group: "cg".into(),
         delay_level: 0,

@@ -35,6 +35,7 @@ fn standalone_serves_and_stops_cleanly_on_sigterm() {
 
     let c = RemotingClient::start(ClientConfig::default()).unwrap();
     let u = UpdateConsumerOffsetRequestHeader {
+        bname: None,
         consumer_group: "g".into(),
         topic: "TBW102".into(),
         queue_id: 0,

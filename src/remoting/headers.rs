@@ -60,6 +60,8 @@ command_header! {
         subscription: Option<String> = "subscription",
         sub_version: i64 = "subVersion",
         expression_type: Option<String> = "expressionType",
+        /// The broker name (sent by Apache 4.9.8 clients; brokers ignore it).
+        bname: Option<String> = "bname",
     }
 
     /// RocketMQ: PullMessageResponseHeader
@@ -75,6 +77,8 @@ command_header! {
         consumer_group: String = "consumerGroup",
         topic: String = "topic",
         queue_id: i32 = "queueId",
+        /// The broker name (sent by Apache 4.9.8 clients; brokers ignore it).
+        bname: Option<String> = "bname",
     }
 
     /// RocketMQ: QueryConsumerOffsetResponseHeader
@@ -88,6 +92,8 @@ command_header! {
         topic: String = "topic",
         queue_id: i32 = "queueId",
         commit_offset: i64 = "commitOffset",
+        /// The broker name (sent by Apache 4.9.8 clients; brokers ignore it).
+        bname: Option<String> = "bname",
     }
 
     /// UNREGISTER_CLIENT (35). RocketMQ: UnregisterClientRequestHeader
@@ -106,6 +112,8 @@ command_header! {
         origin_topic: Option<String> = "originTopic",
         unit_mode: Option<bool> = "unitMode",
         max_reconsume_times: Option<i32> = "maxReconsumeTimes",
+        /// The broker name (sent by Apache 4.9.8 clients; brokers ignore it).
+        bname: Option<String> = "bname",
     }
 
     /// GET_CONSUMER_LIST_BY_GROUP (38). RocketMQ: GetConsumerListByGroupRequestHeader
@@ -250,6 +258,8 @@ command_header! {
     pub struct QueueRequestHeader {
         topic: String = "topic",
         queue_id: i32 = "queueId",
+        /// The broker name (sent by Apache 4.9.8 clients; brokers ignore it).
+        bname: Option<String> = "bname",
     }
 
     /// GET_MAX_OFFSET, GET_MIN_OFFSET and SEARCH_OFFSET_BY_TIMESTAMP replies.
@@ -264,6 +274,8 @@ command_header! {
         topic: String = "topic",
         queue_id: i32 = "queueId",
         timestamp: i64 = "timestamp",
+        /// The broker name (sent by Apache 4.9.8 clients; brokers ignore it).
+        bname: Option<String> = "bname",
     }
 
     /// RocketMQ: GetEarliestMsgStoretimeResponseHeader
