@@ -212,7 +212,7 @@ fn unregistered_closed_and_silent_brokers_leave_the_routes() {
     );
 
     // A broker whose connection closes is dropped at once.
-    let mut own = client();
+    let own = client();
     register(&own, &addr, "closing", "127.0.0.1:20", 0, &[("Closing", 4)]);
     assert_eq!(route(&c, &addr, "Closing").code, response::SUCCESS);
     own.shutdown();

@@ -21,7 +21,7 @@ fn shutdown_joins_every_thread_and_fails_nothing_silently() {
     );
     server.register_processor(2, Arc::new(|_: &Channel, _: RemotingCommand| None), pool.clone());
     let addr = server.start().unwrap()[0].to_string();
-    let mut client = RemotingClient::start(ClientConfig::default()).unwrap();
+    let client = RemotingClient::start(ClientConfig::default()).unwrap();
     client.invoke_sync(&addr, RemotingCommand::request(1), Duration::from_secs(5)).unwrap();
     let (tx, rx) = crossbeam_channel::bounded(1);
     client

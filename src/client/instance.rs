@@ -3,8 +3,11 @@
 //! do not mean N sets of remoting threads. It owns the remoting client
 //! (`NettyClientSelector_1`, `NettyClientWorkerThread_1..4`,
 //! `NettyClientPublicExecutor_N`, `ClientHouseKeepingService`), the route
-//! cache, the broker address table, and `MQClientFactoryScheduledThread`
-//! (route refresh, heartbeats and offline-broker cleanup every 30 s).
+//! cache, the broker address table, `MQClientFactoryScheduledThread`
+//! (route refresh, heartbeats and offline-broker cleanup every 30 s, offset
+//! persistence every 5 s), and the consumers' shared threads
+//! `PullMessageService`, `PullMessageServiceScheduledThread` and
+//! `RebalanceService`. It answers the requests brokers send to clients.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -14,8 +17,10 @@ use std::sync::{Arc, LazyLock, Weak};
 use parking_lot::{Mutex, RwLock};
 
 use crate::client::config::ClientConfig;
-use crate::common::ScheduledExecutor;
-use crate::remoting::body::{ConsumerData, HeartbeatData, ProducerData, TopicRouteData};
+use crate::client::consumer::ConsumerInner;
+use crate::client::consumer::pull_service::PullMessageService;
+use crate::common::{ScheduledExecutor, ServiceThread};
+use crate::remoting::body::{HeartbeatData, ProducerData, TopicRouteData};
 use crate::remoting::code::{request, response};
 use crate::remoting::headers::{GetRouteInfoRequestHeader, UnregisterClientRequestHeader};
 use crate::remoting::json::{from_body, to_body};
@@ -73,8 +78,10 @@ pub struct ClientInstance {
     /// Broker name -> broker id -> address.
     brokers: RwLock<HashMap<String, BTreeMap<i64, String>>>,
     producers: RwLock<BTreeSet<String>>,
-    consumers: RwLock<HashMap<String, ConsumerData>>,
+    consumers: RwLock<HashMap<String, Arc<dyn ConsumerInner>>>,
     scheduled: Mutex<Option<ScheduledExecutor>>,
+    pull_service: Mutex<Option<Arc<PullMessageService>>>,
+    rebalance_service: Mutex<Option<ServiceThread>>,
     state: Mutex<ServiceState>,
 }
 
@@ -109,9 +116,12 @@ impl ClientInstance {
             producers: RwLock::default(),
             consumers: RwLock::default(),
             scheduled: Mutex::new(None),
+            pull_service: Mutex::new(None),
+            rebalance_service: Mutex::new(None),
             state: Mutex::new(ServiceState::CreateJust),
         });
         all.insert(id, Arc::downgrade(&inst));
+        crate::client::processor::register(&inst);
         Ok(inst)
     }
 
@@ -159,7 +169,47 @@ impl ClientInstance {
                 i.send_heartbeat_to_all_brokers();
             }
         });
+        let me = Arc::downgrade(self);
+        let persist = self.config.persist_consumer_offset_interval;
+        ex.schedule_at_fixed_rate(std::time::Duration::from_secs(10), persist, move || {
+            if let Some(i) = me.upgrade() {
+                for c in i.consumer_list() {
+                    c.persist_consumer_offset();
+                }
+            }
+        });
         *self.scheduled.lock() = Some(ex);
+        let started = PullMessageService::start(Arc::downgrade(self)).and_then(|ps| {
+            let me = Arc::downgrade(self);
+            let rebalance = ServiceThread::start("RebalanceService", "client", move |ctx| {
+                while !ctx.is_stopped() {
+                    crate::common::thread::doing("waiting for the next rebalance");
+                    ctx.wait_for_running(crate::client::consumer::rebalance::REBALANCE_INTERVAL);
+                    if ctx.is_stopped() {
+                        break;
+                    }
+                    crate::common::thread::doing("rebalancing");
+                    match me.upgrade() {
+                        Some(i) => i.do_rebalance(),
+                        None => break,
+                    }
+                }
+            })?;
+            Ok((ps, rebalance))
+        });
+        match started {
+            Ok((ps, rebalance)) => {
+                *self.pull_service.lock() = Some(Arc::new(ps));
+                *self.rebalance_service.lock() = Some(rebalance);
+            }
+            Err(e) => {
+                if let Some(ex) = self.scheduled.lock().take() {
+                    ex.shutdown();
+                }
+                *state = ServiceState::StartFailed;
+                return Err(ClientError::State(format!("cannot start the consumer threads: {e}")));
+            }
+        }
         *state = ServiceState::Running;
         Ok(())
     }
@@ -174,17 +224,50 @@ impl ClientInstance {
         Ok(())
     }
 
-    /// Registers a consumer group with what its heartbeat carries.
-    pub fn register_consumer(&self, data: ConsumerData) -> Result<(), ClientError> {
+    /// Registers a consumer (one per group in an instance).
+    pub fn register_consumer(&self, consumer: Arc<dyn ConsumerInner>) -> Result<(), ClientError> {
         let mut c = self.consumers.write();
-        if c.contains_key(&data.group_name) {
+        let group = consumer.group().to_string();
+        if c.contains_key(&group) {
             return Err(ClientError::State(format!(
-                "the consumer group [{}] has been created before, specify another name please.",
-                data.group_name
+                "the consumer group [{group}] has been created before, specify another name please."
             )));
         }
-        c.insert(data.group_name.clone(), data);
+        c.insert(group, consumer);
         Ok(())
+    }
+
+    /// The consumer of `group` (RocketMQ: selectConsumer).
+    pub fn select_consumer(&self, group: &str) -> Option<Arc<dyn ConsumerInner>> {
+        self.consumers.read().get(group).cloned()
+    }
+
+    pub fn consumer_list(&self) -> Vec<Arc<dyn ConsumerInner>> {
+        self.consumers.read().values().cloned().collect()
+    }
+
+    /// Rebalances every consumer (on `RebalanceService`).
+    pub fn do_rebalance(&self) {
+        for c in self.consumer_list() {
+            c.do_rebalance();
+        }
+    }
+
+    /// Wakes `RebalanceService` (RocketMQ: rebalanceImmediately).
+    pub fn rebalance_immediately(&self) {
+        if let Some(r) = self.rebalance_service.lock().as_ref() {
+            r.wakeup();
+        }
+    }
+
+    /// The shared pull service (None before start and after shutdown).
+    pub fn pull_service(&self) -> Option<Arc<PullMessageService>> {
+        self.pull_service.lock().clone()
+    }
+
+    /// Whether no producer or consumer uses the instance any more.
+    pub fn is_unused(&self) -> bool {
+        self.producers.read().is_empty() && self.consumers.read().is_empty()
     }
 
     /// Forgets a producer group and tells every broker (UNREGISTER_CLIENT).
@@ -266,7 +349,7 @@ impl ClientInstance {
     fn update_all_routes(&self) {
         let mut topics: BTreeSet<String> = self.routes.read().keys().cloned().collect();
         for c in self.consumers.read().values() {
-            topics.extend(c.subscription_data_set.iter().map(|s| s.topic.clone()));
+            topics.extend(c.consumer_data().subscription_data_set.iter().map(|s| s.topic.clone()));
         }
         for t in topics {
             if let Err(e) = self.update_topic_route(&t) {
@@ -287,7 +370,7 @@ impl ClientInstance {
         let hb = HeartbeatData {
             client_id: self.client_id.clone(),
             producer_data_set: self.producers.read().iter().map(|g| ProducerData { group_name: g.clone() }).collect(),
-            consumer_data_set: self.consumers.read().values().cloned().collect(),
+            consumer_data_set: self.consumer_list().iter().map(|c| c.consumer_data()).collect(),
         };
         if hb.producer_data_set.is_empty() && hb.consumer_data_set.is_empty() {
             return;
@@ -315,6 +398,13 @@ impl ClientInstance {
         if let Some(ex) = self.scheduled.lock().take() {
             ex.shutdown();
         }
+        if let Some(ps) = self.pull_service.lock().take() {
+            ps.shutdown();
+        }
+        if let Some(r) = self.rebalance_service.lock().take() {
+            r.shutdown();
+        }
+        self.remoting.shutdown();
         *state = ServiceState::ShutdownAlready;
         INSTANCES.lock().remove(&self.client_id);
     }

@@ -3,7 +3,10 @@
 //! message ids, and the producer's synchronous send.
 
 pub mod admin;
+pub mod api;
 pub mod config;
+pub mod consumer;
 pub mod instance;
+pub mod processor;
 pub mod producer;
 pub mod unique_id;

@@ -464,7 +464,7 @@ impl Producer {
         }
         if let Some(inst) = self.instance.lock().take() {
             inst.unregister_producer(&self.config.group);
-            if Arc::strong_count(&inst) == 1 {
+            if inst.is_unused() {
                 inst.shutdown();
             }
         }

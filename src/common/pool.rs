@@ -108,6 +108,20 @@ impl ThreadPool {
         self.handles.lock().len()
     }
 
+    /// Refuses new jobs and waits up to `timeout` for queued and running
+    /// ones to finish; then joins the threads. False (threads left to end on
+    /// their own) when the time ran out (RocketMQ: shutdown + awaitTermination).
+    pub fn shutdown_within(&self, timeout: std::time::Duration) -> bool {
+        self.queue.close();
+        if crate::common::wait::until(timeout, || self.queue.is_empty() && self.active() == 0) {
+            self.shutdown();
+            true
+        } else {
+            log::warn!("{}: tasks still running after {timeout:?}; not waiting for them", self.name());
+            false
+        }
+    }
+
     /// Refuses new jobs, lets the threads finish what is queued, joins them.
     pub fn shutdown(&self) {
         self.queue.close();

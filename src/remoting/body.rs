@@ -536,6 +536,134 @@ impl TopicStatsTable {
     }
 }
 
+/// Offsets by queue: the RESET_CONSUMER_CLIENT_OFFSET body (RocketMQ:
+/// ResetOffsetBody) and a broadcasting consumer's `offsets.json` (RocketMQ:
+/// OffsetSerializeWrapper), both `{"offsetTable":{{mq}:offset,...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffsetTable {
+    pub offset_table: Vec<(MessageQueue, i64)>,
+}
+
+impl OffsetTable {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = b"{\"offsetTable\":".to_vec();
+        out.extend_from_slice(&encode_mq_map(&self.offset_table));
+        out.push(b'}');
+        out
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, String> {
+        let mut t = OffsetTable::default();
+        for (key, value) in mq_json::object(body)? {
+            if key == "offsetTable" {
+                t.offset_table = mq_json::mq_map(&value)?;
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// One queue's ProcessQueue in a consumer's running info (RocketMQ: ProcessQueueInfo).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProcessQueueInfo {
+    pub commit_offset: i64,
+    pub cached_msg_min_offset: i64,
+    pub cached_msg_max_offset: i64,
+    pub cached_msg_count: i32,
+    #[serde(rename = "cachedMsgSizeInMiB")]
+    pub cached_msg_size_in_mib: i32,
+    pub transaction_msg_min_offset: i64,
+    pub transaction_msg_max_offset: i64,
+    pub transaction_msg_count: i32,
+    pub locked: bool,
+    pub try_unlock_times: i64,
+    pub last_lock_timestamp: i64,
+    /// Apache's spelling.
+    pub droped: bool,
+    pub last_pull_timestamp: i64,
+    pub last_consume_timestamp: i64,
+}
+
+/// A topic's consume rates in a consumer's running info (RocketMQ: ConsumeStatus).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumeStatus {
+    #[serde(rename = "pullRT")]
+    pub pull_rt: f64,
+    #[serde(rename = "pullTPS")]
+    pub pull_tps: f64,
+    #[serde(rename = "consumeRT")]
+    pub consume_rt: f64,
+    #[serde(rename = "consumeOKTPS")]
+    pub consume_ok_tps: f64,
+    #[serde(rename = "consumeFailedTPS")]
+    pub consume_failed_tps: f64,
+    #[serde(rename = "consumeFailedMsgs")]
+    pub consume_failed_msgs: i64,
+}
+
+/// GET_CONSUMER_RUNNING_INFO body (RocketMQ: ConsumerRunningInfo): settings,
+/// subscriptions, every ProcessQueue, rates, and a thread dump when asked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsumerRunningInfo {
+    pub properties: BTreeMap<String, String>,
+    pub subscription_set: Vec<SubscriptionData>,
+    pub mq_table: Vec<(MessageQueue, ProcessQueueInfo)>,
+    pub status_table: BTreeMap<String, ConsumeStatus>,
+    pub jstack: Option<String>,
+}
+
+impl ConsumerRunningInfo {
+    /// fastjson's form, keys in its (alphabetical) order.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = b"{".to_vec();
+        if let Some(j) = &self.jstack {
+            out.extend_from_slice(b"\"jstack\":");
+            out.extend_from_slice(&crate::remoting::json::to_body(j));
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"mqTable\":");
+        out.extend_from_slice(&encode_mq_map(&self.mq_table));
+        out.extend_from_slice(b",\"properties\":");
+        out.extend_from_slice(&crate::remoting::json::to_body(&self.properties));
+        out.extend_from_slice(b",\"statusTable\":");
+        out.extend_from_slice(&crate::remoting::json::to_body(&self.status_table));
+        out.extend_from_slice(b",\"subscriptionSet\":");
+        out.extend_from_slice(&crate::remoting::json::to_body(&self.subscription_set));
+        out.push(b'}');
+        out
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, String> {
+        let mut info = ConsumerRunningInfo::default();
+        for (key, value) in mq_json::object(body)? {
+            let field = |e: serde_json::Error| format!("{key}: {e}");
+            match key.as_str() {
+                "jstack" => info.jstack = serde_json::from_slice(&value).map_err(field)?,
+                "mqTable" => info.mq_table = mq_json::mq_map(&value)?,
+                "properties" => info.properties = serde_json::from_slice(&value).map_err(field)?,
+                "statusTable" => info.status_table = serde_json::from_slice(&value).map_err(field)?,
+                "subscriptionSet" => info.subscription_set = serde_json::from_slice(&value).map_err(field)?,
+                _ => {}
+            }
+        }
+        Ok(info)
+    }
+}
+
+/// CONSUME_MESSAGE_DIRECTLY reply body (RocketMQ: ConsumeMessageDirectlyResult).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConsumeMessageDirectlyResult {
+    pub auto_commit: bool,
+    /// A CMResult name (`CR_SUCCESS`, `CR_LATER`, ...).
+    pub consume_result: String,
+    pub order: bool,
+    pub remark: String,
+    pub spent_time_mills: i64,
+}
+
 /// GET_CONSUME_STATS body (RocketMQ: ConsumeStats), queues in order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConsumeStats {

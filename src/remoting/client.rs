@@ -270,8 +270,8 @@ impl RemotingClient {
         self.inner.table.len()
     }
 
-    /// Stops every thread, failing requests still waiting.
-    pub fn shutdown(&mut self) {
+    /// Stops every thread, failing requests still waiting. Idempotent.
+    pub fn shutdown(&self) {
         self.housekeeping.shutdown();
         self.selector.shutdown();
         self.inner.table.fail_all();

@@ -312,4 +312,21 @@ command_header! {
         client_id: String = "clientId",
         jstack_enable: Option<bool> = "jstackEnable",
     }
+
+    /// RESET_CONSUMER_CLIENT_OFFSET (220), sent by a broker to a consumer.
+    /// RocketMQ: ResetOffsetRequestHeader
+    pub struct ResetOffsetRequestHeader {
+        topic: String = "topic",
+        group: String = "group",
+        timestamp: i64 = "timestamp",
+        is_force: bool = "isForce",
+    }
+
+    /// CONSUME_MESSAGE_DIRECTLY (309). RocketMQ: ConsumeMessageDirectlyResultRequestHeader
+    pub struct ConsumeMessageDirectlyResultRequestHeader {
+        consumer_group: String = "consumerGroup",
+        client_id: Option<String> = "clientId",
+        msg_id: Option<String> = "msgId",
+        broker_name: Option<String> = "brokerName",
+    }
 }
