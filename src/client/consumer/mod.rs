@@ -6,8 +6,10 @@
 pub mod allocate;
 pub mod consume_concurrently;
 pub mod consume_orderly;
+pub mod lite_pull;
 pub mod offset_store;
 pub mod process_queue;
+pub mod pull;
 pub mod pull_service;
 pub mod push;
 pub mod rebalance;
@@ -18,6 +20,8 @@ use std::sync::Arc;
 use crate::common::message::MessageExt;
 use crate::remoting::body::{ConsumerData, MessageQueue};
 
+pub use lite_pull::{LitePullConsumer, LitePullConsumerConfig};
+pub use pull::{PullConsumer, PullConsumerConfig};
 pub use push::{PushConsumer, PushConsumerConfig};
 
 /// RocketMQ: MessageModel.

@@ -154,6 +154,8 @@ impl PushConsumerConfig {
 pub(crate) enum ConsumeService {
     Concurrently(ConcurrentlyService),
     Orderly(OrderlyService),
+    /// The lite pull consumer: `poll` takes what the pulls bring.
+    Poll(crate::client::consumer::lite_pull::PollService),
 }
 
 /// Counters behind the running info's consume status.
@@ -182,6 +184,13 @@ pub struct PushInner {
 impl PushInner {
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    fn consume_type(&self) -> &'static str {
+        match self.consume {
+            ConsumeService::Poll(_) => "CONSUME_ACTIVELY",
+            _ => "CONSUME_PASSIVELY",
+        }
     }
 
     pub(crate) fn orderly(&self) -> bool {
@@ -311,7 +320,8 @@ impl PushInner {
             }
             PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => {
                 req.next_offset = p.next_begin_offset;
-                if req.pq.cached_count() == 0 {
+                let manual_commit = matches!(&self.consume, ConsumeService::Poll(s) if !s.auto_commit);
+                if req.pq.cached_count() == 0 && !manual_commit {
                     // Nothing in flight: the filtered-out range counts as consumed.
                     self.offset_store.update_offset(&req.mq, req.next_offset, true);
                 }
@@ -353,6 +363,7 @@ impl PushInner {
                     s.submit(self, pq, mq, Duration::ZERO)
                 }
             }
+            ConsumeService::Poll(s) => s.submit(msgs, pq, mq),
         }
     }
 
@@ -429,7 +440,7 @@ impl ConsumerInner for PushInner {
     fn consumer_data(&self) -> ConsumerData {
         ConsumerData {
             group_name: self.config.group.clone(),
-            consume_type: "CONSUME_PASSIVELY".into(),
+            consume_type: self.consume_type().into(),
             message_model: self.config.message_model.name().into(),
             consume_from_where: self.config.consume_from_where.name().into(),
             subscription_data_set: self.subscriptions(),
@@ -455,7 +466,7 @@ impl ConsumerInner for PushInner {
         let mut properties = BTreeMap::new();
         let ns = self.instance.config().namesrv_addr.clone().or_else(|| std::env::var("NAMESRV_ADDR").ok());
         properties.insert("PROP_NAMESERVER_ADDR".into(), ns.unwrap_or_default());
-        properties.insert("PROP_CONSUME_TYPE".into(), "CONSUME_PASSIVELY".into());
+        properties.insert("PROP_CONSUME_TYPE".into(), self.consume_type().into());
         properties.insert("PROP_CONSUMEORDERLY".into(), self.orderly().to_string());
         properties.insert("PROP_THREADPOOL_CORE_SIZE".into(), self.config.consume_thread_min.to_string());
         properties.insert("PROP_CLIENT_VERSION".into(), "V4_9_8".into());
@@ -517,6 +528,7 @@ impl ConsumerInner for PushInner {
         Some(match &self.consume {
             ConsumeService::Concurrently(s) => s.consume_directly(&msgs, mq),
             ConsumeService::Orderly(s) => s.consume_directly(&msgs, mq),
+            ConsumeService::Poll(_) => return None,
         })
     }
 }
@@ -584,13 +596,7 @@ impl PushConsumer {
             Ok(inner) => {
                 *self.inner.lock() = Some(inner.clone());
                 *state = ServiceState::Running;
-                for topic in inner.rebalance.subscriptions.read().keys() {
-                    if let Err(e) = inner.instance.update_topic_route(topic) {
-                        log::warn!("{}: no route of {topic} yet: {e}", self.config.group);
-                    }
-                }
-                inner.instance.send_heartbeat_to_all_brokers();
-                inner.instance.rebalance_immediately();
+                inner.after_start();
                 Ok(())
             }
             Err(e) => {
@@ -615,76 +621,27 @@ impl PushConsumer {
             let retry = retry_topic(&self.config.group);
             subs.insert(retry.clone(), SubscriptionData::build(&retry, "*").map_err(ClientError::State)?);
         }
-        let instance = ClientInstance::get_or_create(&self.client_config)
-            .map_err(|e| ClientError::State(format!("cannot create the client instance: {e}")))?;
-        let offset_store: Arc<dyn OffsetStore> = match self.config.message_model {
-            MessageModel::Clustering => Arc::new(RemoteBrokerOffsetStore::new(instance.clone(), &self.config.group)),
-            MessageModel::Broadcasting => Arc::new(LocalFileOffsetStore::new(
-                &self.config.offset_store_dir,
-                instance.client_id(),
-                &self.config.group,
-            )),
-        };
-        offset_store.load()?;
+        let threads = self.config.consume_thread_min;
         let orderly = matches!(listener, MessageListener::Orderly(_));
-        let rebalance = Rebalance::new(
-            self.config.group.clone(),
-            self.config.message_model,
-            orderly,
-            self.config.consume_from_where,
-            self.config.consume_timestamp,
-            self.config.allocate_strategy.clone(),
-            instance.clone(),
-            offset_store.clone(),
-        );
-        *rebalance.subscriptions.write() = subs;
-        let threads = |e: std::io::Error| ClientError::State(format!("cannot start the consume threads: {e}"));
-        let consume = match listener {
-            MessageListener::Concurrently(l) => ConsumeService::Concurrently(
-                ConcurrentlyService::new(l, self.config.consume_thread_min).map_err(threads)?,
-            ),
-            MessageListener::Orderly(l) => {
-                ConsumeService::Orderly(OrderlyService::new(l, self.config.consume_thread_min).map_err(threads)?)
-            }
-        };
-        let inner = Arc::new(PushInner {
-            config: self.config.clone(),
-            instance: instance.clone(),
-            rebalance,
-            offset_store,
-            consume,
-            stats: Stats::default(),
-            paused: AtomicBool::new(false),
-            stopping: AtomicBool::new(false),
-            start_timestamp: now_millis(),
-        });
-        match &inner.consume {
-            ConsumeService::Concurrently(s) => s.start(&inner),
-            ConsumeService::Orderly(s) => s.start(&inner),
-        }
-        if let Err(e) = instance.register_consumer(inner.clone()) {
-            inner.shutdown_consume_service();
-            return Err(e);
-        }
-        if let Err(e) = instance.start() {
-            instance.unregister_consumer(&self.config.group);
-            inner.shutdown_consume_service();
-            return Err(e);
-        }
-        Ok(inner)
+        start_pull_driven(&self.config, &self.client_config, subs, orderly, move || {
+            Ok(match listener {
+                MessageListener::Concurrently(l) => ConsumeService::Concurrently(ConcurrentlyService::new(l, threads)?),
+                MessageListener::Orderly(l) => ConsumeService::Orderly(OrderlyService::new(l, threads)?),
+            })
+        })
     }
 
     /// Stops pulling but keeps the queues (RocketMQ: suspend).
     pub fn suspend(&self) {
         if let Some(i) = self.inner.lock().as_ref() {
-            i.paused.store(true, Ordering::Release);
+            i.set_paused(true);
         }
     }
 
     /// Pulls again after [`PushConsumer::suspend`].
     pub fn resume(&self) {
         if let Some(i) = self.inner.lock().as_ref() {
-            i.paused.store(false, Ordering::Release);
+            i.set_paused(false);
         }
     }
 
@@ -712,20 +669,101 @@ impl PushConsumer {
             return;
         }
         if let Some(inner) = self.inner.lock().take() {
-            inner.stopping.store(true, Ordering::Release);
-            inner.shutdown_consume_service();
-            inner.persist_consumer_offset();
-            inner.instance.unregister_consumer(&self.config.group);
-            inner.rebalance.destroy();
-            if inner.instance.is_unused() {
-                inner.instance.shutdown();
-            }
+            inner.shutdown();
         }
         *state = ServiceState::ShutdownAlready;
     }
 }
 
+/// Builds, starts and registers a consumer fed by long-polling pulls: the
+/// push consumer, and the lite pull consumer with a poll queue as its
+/// consume service (RocketMQ: the first half of DefaultMQPushConsumerImpl.start).
+pub(crate) fn start_pull_driven(
+    config: &PushConsumerConfig,
+    client_config: &ClientConfig,
+    subs: BTreeMap<String, SubscriptionData>,
+    orderly: bool,
+    consume_service: impl FnOnce() -> std::io::Result<ConsumeService>,
+) -> Result<Arc<PushInner>, ClientError> {
+    let instance = ClientInstance::get_or_create(client_config)
+        .map_err(|e| ClientError::State(format!("cannot create the client instance: {e}")))?;
+    let offset_store: Arc<dyn OffsetStore> = match config.message_model {
+        MessageModel::Clustering => Arc::new(RemoteBrokerOffsetStore::new(instance.clone(), &config.group)),
+        MessageModel::Broadcasting => {
+            Arc::new(LocalFileOffsetStore::new(&config.offset_store_dir, instance.client_id(), &config.group))
+        }
+    };
+    offset_store.load()?;
+    let rebalance = Rebalance::new(
+        config.group.clone(),
+        config.message_model,
+        orderly,
+        config.consume_from_where,
+        config.consume_timestamp,
+        config.allocate_strategy.clone(),
+        instance.clone(),
+        offset_store.clone(),
+    );
+    *rebalance.subscriptions.write() = subs;
+    let consume =
+        consume_service().map_err(|e| ClientError::State(format!("cannot start the consume threads: {e}")))?;
+    let inner = Arc::new(PushInner {
+        config: config.clone(),
+        instance: instance.clone(),
+        rebalance,
+        offset_store,
+        consume,
+        stats: Stats::default(),
+        paused: AtomicBool::new(false),
+        stopping: AtomicBool::new(false),
+        start_timestamp: now_millis(),
+    });
+    match &inner.consume {
+        ConsumeService::Concurrently(s) => s.start(&inner),
+        ConsumeService::Orderly(s) => s.start(&inner),
+        ConsumeService::Poll(_) => {}
+    }
+    if let Err(e) = instance.register_consumer(inner.clone()) {
+        inner.shutdown_consume_service();
+        return Err(e);
+    }
+    if let Err(e) = instance.start() {
+        instance.unregister_consumer(&config.group);
+        inner.shutdown_consume_service();
+        return Err(e);
+    }
+    Ok(inner)
+}
+
 impl PushInner {
+    /// Routes, heartbeat and a rebalance right after start.
+    pub(crate) fn after_start(&self) {
+        for topic in self.rebalance.subscriptions.read().keys() {
+            if let Err(e) = self.instance.update_topic_route(topic) {
+                log::warn!("{}: no route of {topic} yet: {e}", self.config.group);
+            }
+        }
+        self.instance.send_heartbeat_to_all_brokers();
+        self.instance.rebalance_immediately();
+    }
+
+    /// The draining stop: no new pulls or listener calls, running ones
+    /// finish, offsets persisted, UNREGISTER_CLIENT, threads joined.
+    pub(crate) fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.shutdown_consume_service();
+        self.persist_consumer_offset();
+        self.instance.unregister_consumer(&self.config.group);
+        self.rebalance.destroy();
+        if self.instance.is_unused() {
+            self.instance.shutdown();
+        }
+    }
+
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+    }
+
     fn shutdown_consume_service(&self) {
         match &self.consume {
             ConsumeService::Concurrently(s) => s.shutdown(self.config.await_termination),
@@ -735,6 +773,7 @@ impl PushInner {
                     self.rebalance.unlock_all(false);
                 }
             }
+            ConsumeService::Poll(s) => s.shutdown(),
         }
     }
 }
