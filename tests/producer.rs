@@ -1,5 +1,6 @@
 //! The producer against our broker: state checks, validation, sends to a
-//! topic it creates through TBW102, round robin over queues.
+//! topic it creates through TBW102, round robin over queues, and, with a dead
+//! broker registered beside ours, latency fault tolerance.
 
 mod support;
 
@@ -12,7 +13,7 @@ use rmq::common::wait;
 use rmq::remoting::RemotingCommand;
 use rmq::remoting::code::{request, response};
 use rmq::remoting::headers::PullMessageRequestHeader;
-use support::cluster::{Cluster, T};
+use support::cluster::{Cluster, T, dead_addr};
 
 fn pull_all(c: &Cluster, topic: &str, queue_id: i32) -> Vec<message::MessageExt> {
     let h = PullMessageRequestHeader {
@@ -156,4 +157,41 @@ fn a_batch_is_stored_together_with_an_id_per_message() {
     assert_eq!(stored.iter().map(|m| m.queue_offset).collect::<Vec<_>>(), vec![0, 1, 2]);
     let mixed = vec![Message::new("BatchTopic", "a"), Message::new("Other", "b")];
     assert!(p.send_batch(mixed).is_err(), "one topic per batch");
+}
+
+/// A producer of its own client instance, `tune` applied to its settings.
+fn producer(c: &Cluster, name: &str, tune: impl FnOnce(&mut ProducerConfig)) -> Producer {
+    let client = ClientConfig { namesrv_addr: Some(c.ns_addr()), instance_name: name.into(), ..Default::default() };
+    let mut config = ProducerConfig::new(format!("pg_{name}"));
+    tune(&mut config);
+    let p = Producer::new(config, client);
+    p.start().unwrap();
+    p
+}
+
+/// `topic` on our broker (broker-a) and on a broker `name` at `addr`.
+fn topic_beside(c: &Cluster, topic: &str, name: &str, addr: &str) {
+    c.send(topic, b"seed", 0);
+    c.register_broker(name, addr, topic);
+    assert!(wait::until(T, || c.route_brokers(topic) == [name, "broker-a"]), "{:?}", c.route_brokers(topic));
+}
+
+#[test]
+fn with_latency_fault_tolerance_a_broker_that_failed_gets_no_more_sends() {
+    let c = Cluster::start();
+    topic_beside(&c, "FaultTopic", "broker-0", &dead_addr());
+    // No retries: a send that picks the dead broker fails, so failures count
+    // the sends the dead broker got.
+    let failures =
+        |p: &Producer| (0..8).filter(|i| p.send(Message::new("FaultTopic", format!("m{i}"))).is_err()).count();
+
+    let plain = producer(&c, "fault_off", |p| p.retry_times_when_send_failed = 0);
+    assert_eq!(failures(&plain), 4, "round robin over 8 queues, 4 of them on the dead broker");
+
+    let tolerant = producer(&c, "fault_on", |p| {
+        p.retry_times_when_send_failed = 0;
+        p.send_latency_fault_enable = true;
+    });
+    assert_eq!(failures(&tolerant), 1, "the first failure isolates the dead broker");
+    assert_eq!(failures(&tolerant), 0);
 }
