@@ -1,5 +1,5 @@
-//! `Producer` (RocketMQ: DefaultMQProducer): synchronous (retried on another
-//! broker), async, oneway, to-queue, selector and batch
+//! `Producer` (RocketMQ: DefaultMQProducer): synchronous and async sends
+//! (both retried on another broker), oneway, to-queue, selector and batch
 //! sends, with validation, the unique message id, topic routes (auto-creation
 //! through `TBW102`), and round-robin queue choice that avoids the broker that
 //! just failed and, with `send_latency_fault_enable`, brokers that were slow or
@@ -55,6 +55,8 @@ pub struct ProducerConfig {
     pub send_msg_timeout: Duration,
     /// retryTimesWhenSendFailed, 2: extra tries of a sync (or batch) send.
     pub retry_times_when_send_failed: u32,
+    /// retryTimesWhenSendAsyncFailed, 2: extra tries of an async send.
+    pub retry_times_when_send_async_failed: u32,
     /// defaultTopicQueueNums, 4.
     pub default_topic_queue_nums: i32,
     /// maxMessageSize, 4 MiB.
@@ -73,6 +75,7 @@ impl ProducerConfig {
             group: group.into(),
             send_msg_timeout: Duration::from_secs(3),
             retry_times_when_send_failed: 2,
+            retry_times_when_send_async_failed: 2,
             default_topic_queue_nums: 4,
             max_message_size: 4 * 1024 * 1024,
             compress_msg_body_over: 4 * 1024,
@@ -389,26 +392,30 @@ impl Producer {
         Ok(send_result(ids.join(","), mq, status, h))
     }
 
-    /// Sends `msg` without waiting: `callback` runs on
-    /// `NettyClientPublicExecutor_N` with the result. Errors found before
-    /// sending come back here. (No retry on another broker yet.)
+    /// Sends `msg` without waiting: `callback` runs once, on
+    /// `NettyClientPublicExecutor_N`, with the result. A failed try is retried
+    /// on another queue (another broker where there is one) up to
+    /// `retry_times_when_send_async_failed` times within the send timeout.
+    /// Errors found before the first try (state, validation, route) come
+    /// back here and the callback is not called.
     pub fn send_async(
         &self,
         mut msg: Message,
         callback: impl FnOnce(Result<SendResult, ClientError>) + Send + 'static,
     ) -> Result<(), ClientError> {
         let (inst, uniq, queues) = self.prepare(&mut msg)?;
-        let mq = self.select_queue(&queues, None)?;
-        let target = Self::target(&inst, &mq)?;
-        let req = send_request(&self.config, &inst, &mq, &msg);
-        let fault = self.fault.clone();
-        let begin = now_millis();
-        inst.remoting().invoke_async(&target, req, self.config.send_msg_timeout, move |r| {
-            let result = r.map_err(ClientError::from).and_then(send_response);
-            let end = now_millis();
-            fault.update_fault_item(&mq.broker_name, end - begin, result.is_err(), end);
-            callback(result.map(|(status, h)| send_result(uniq, mq, status, h)))
-        })?;
+        let send = AsyncSend {
+            inst,
+            config: self.config.clone(),
+            fault: self.fault.clone(),
+            queues,
+            msg,
+            uniq,
+            deadline: Deadline::after(self.config.send_msg_timeout),
+            retries_left: self.config.retry_times_when_send_async_failed,
+            callback: Box::new(callback),
+        };
+        send.try_next(None, false);
         Ok(())
     }
 
@@ -513,6 +520,113 @@ fn select_queue(
     last_failed: Option<&str>,
 ) -> Result<MessageQueue, ClientError> {
     fault.select(queues, last_failed, now_millis()).ok_or_else(|| ClientError::State("No writable queue".into()))
+}
+
+/// An async send between tries: what a retry needs (RocketMQ: what
+/// sendMessageAsync carries into onExceptionImpl).
+struct AsyncSend {
+    inst: Arc<ClientInstance>,
+    config: Arc<ProducerConfig>,
+    fault: Arc<FaultStrategy>,
+    queues: Vec<MessageQueue>,
+    msg: Message,
+    uniq: String,
+    deadline: Deadline,
+    /// Tries left after the current one.
+    retries_left: u32,
+    callback: Box<dyn FnOnce(Result<SendResult, ClientError>) + Send>,
+}
+
+impl AsyncSend {
+    /// Makes the next try; `on_callback_thread` says whether this runs on
+    /// `NettyClientPublicExecutor_N` (a retry from a callback) or on the
+    /// sender's thread (the first try, or a retry after a try that failed
+    /// before anything was sent).
+    fn try_next(self, mut last_failed: Option<String>, on_callback_thread: bool) {
+        let mut send = self;
+        loop {
+            let mq = match select_queue(&send.fault, &send.queues, last_failed.as_deref()) {
+                Ok(mq) => mq,
+                Err(e) => return send.finish(Err(e), on_callback_thread),
+            };
+            let begin = now_millis();
+            let addr = match Producer::target(&send.inst, &mq) {
+                Ok(addr) => addr,
+                Err(e) => match send.failed(&mq, begin, e, on_callback_thread) {
+                    Some(s) => {
+                        send = s;
+                        last_failed = Some(mq.broker_name);
+                        continue;
+                    }
+                    None => return,
+                },
+            };
+            let req = send_request(&send.config, &send.inst, &mq, &send.msg);
+            let inst = send.inst.clone();
+            let timeout = send.deadline.remaining();
+            // The callback may run before invoke_async returns; whoever takes
+            // the send from the slot goes on with it.
+            let slot = Arc::new(Mutex::new(Some(send)));
+            let in_callback = slot.clone();
+            let sent_to = mq.clone();
+            let issued = inst.remoting().invoke_async(&addr, req, timeout, move |r| {
+                let taken = in_callback.lock().take();
+                if let Some(send) = taken {
+                    send.on_response(sent_to, begin, r);
+                }
+            });
+            let Err(e) = issued else { return };
+            let Some(s) = slot.lock().take() else { return };
+            match s.failed(&mq, begin, e.into(), on_callback_thread) {
+                Some(s) => {
+                    send = s;
+                    last_failed = Some(mq.broker_name);
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// The broker's answer (or the wire error) to the try on `mq`, on `NettyClientPublicExecutor_N`.
+    fn on_response(self, mq: MessageQueue, begin: i64, r: crate::remoting::InvokeResult) {
+        match r.map_err(ClientError::from).and_then(send_response) {
+            Ok((status, h)) => {
+                let end = now_millis();
+                self.fault.update_fault_item(&mq.broker_name, end - begin, false, end);
+                (self.callback)(Ok(send_result(self.uniq, mq, status, h)));
+            }
+            Err(e) => {
+                if let Some(send) = self.failed(&mq, begin, e, true) {
+                    send.try_next(Some(mq.broker_name), true);
+                }
+            }
+        }
+    }
+
+    /// Records the failed try on `mq`; gives the send back when it may be
+    /// retried, else calls back with `e`.
+    fn failed(mut self, mq: &MessageQueue, begin: i64, e: ClientError, on_callback_thread: bool) -> Option<Self> {
+        let end = now_millis();
+        self.fault.update_fault_item(&mq.broker_name, end - begin, true, end);
+        if retryable(&e) && self.retries_left > 0 && !self.deadline.passed() {
+            self.retries_left -= 1;
+            log::warn!("async send to {} failed, retrying on another queue: {e}", mq.broker_name);
+            return Some(self);
+        }
+        log::warn!("async send to {} failed: {e}", mq.broker_name);
+        self.finish(Err(e), on_callback_thread);
+        None
+    }
+
+    /// Calls back with the final result, on `NettyClientPublicExecutor_N`.
+    fn finish(self, result: Result<SendResult, ClientError>, on_callback_thread: bool) {
+        let callback = self.callback;
+        if on_callback_thread {
+            callback(result);
+        } else {
+            self.inst.remoting().run_on_callback_thread(move || callback(result));
+        }
+    }
 }
 
 /// The writable queues of a route, brokers in name order.

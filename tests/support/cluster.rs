@@ -1,12 +1,15 @@
 //! A name server and a broker on free ports with a temp store, and a
 //! remoting client to talk to them: the setup of the broker tests. Also
-//! a stand-in for another broker (a dead one) to register beside it.
+//! stand-ins for other brokers (dead or refusing) to register beside it.
 
 #![allow(dead_code)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rmq::broker::{BrokerConfig, BrokerController};
+use rmq::common::ThreadPool;
 use rmq::common::message;
 use rmq::namesrv::{NamesrvConfig, NamesrvController};
 use rmq::remoting::body::{RegisterBrokerBody, TopicConfig, TopicRouteData};
@@ -15,7 +18,7 @@ use rmq::remoting::headers::{
     GetRouteInfoRequestHeader, RegisterBrokerRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
 };
 use rmq::remoting::json::{from_body, to_body};
-use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand};
+use rmq::remoting::{Channel, ClientConfig, RemotingClient, RemotingCommand, RemotingServer, ServerConfig};
 
 /// How long a test waits for one answer.
 pub const T: Duration = Duration::from_secs(5);
@@ -146,4 +149,33 @@ impl Cluster {
 pub fn dead_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
+}
+
+/// A server that answers every request with one error code: a broker that
+/// refuses sends. `sends` counts the SEND_MESSAGE_V2 requests it refused.
+pub struct RefusingBroker {
+    pub server: RemotingServer,
+    pub addr: String,
+    pub sends: Arc<AtomicUsize>,
+}
+
+impl RefusingBroker {
+    pub fn start(code: i32) -> RefusingBroker {
+        let mut server =
+            RemotingServer::new(ServerConfig { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Default::default() });
+        let pool = Arc::new(ThreadPool::new("RefusingBrokerThread_", "test", 1, 1000).unwrap());
+        let sends = Arc::new(AtomicUsize::new(0));
+        let seen = sends.clone();
+        server.register_default_processor(
+            Arc::new(move |_: &Channel, req: RemotingCommand| {
+                if req.code == request::SEND_MESSAGE_V2 {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                Some(RemotingCommand::error(code, "refused by the test"))
+            }),
+            pool,
+        );
+        let addr = server.start().unwrap()[0].to_string();
+        RefusingBroker { server, addr, sends }
+    }
 }
