@@ -1,5 +1,7 @@
 //! The producer against our broker: state checks, validation, sends to a
-//! topic it creates through TBW102, round robin over queues.
+//! topic it creates through TBW102, round robin over queues, and, with a dead
+//! or refusing broker registered beside ours, latency fault tolerance and
+//! async retries.
 
 mod support;
 
@@ -12,7 +14,7 @@ use rmq::common::wait;
 use rmq::remoting::RemotingCommand;
 use rmq::remoting::code::{request, response};
 use rmq::remoting::headers::PullMessageRequestHeader;
-use support::cluster::{Cluster, T};
+use support::cluster::{Cluster, RefusingBroker, T, dead_addr};
 
 fn pull_all(c: &Cluster, topic: &str, queue_id: i32) -> Vec<message::MessageExt> {
     let h = PullMessageRequestHeader {
@@ -156,4 +158,92 @@ fn a_batch_is_stored_together_with_an_id_per_message() {
     assert_eq!(stored.iter().map(|m| m.queue_offset).collect::<Vec<_>>(), vec![0, 1, 2]);
     let mixed = vec![Message::new("BatchTopic", "a"), Message::new("Other", "b")];
     assert!(p.send_batch(mixed).is_err(), "one topic per batch");
+}
+
+/// A producer of its own client instance, `tune` applied to its settings.
+fn producer(c: &Cluster, name: &str, tune: impl FnOnce(&mut ProducerConfig)) -> Producer {
+    let client = ClientConfig { namesrv_addr: Some(c.ns_addr()), instance_name: name.into(), ..Default::default() };
+    let mut config = ProducerConfig::new(format!("pg_{name}"));
+    tune(&mut config);
+    let p = Producer::new(config, client);
+    p.start().unwrap();
+    p
+}
+
+/// `topic` on our broker (broker-a) and on a broker `name` at `addr`.
+fn topic_beside(c: &Cluster, topic: &str, name: &str, addr: &str) {
+    c.send(topic, b"seed", 0);
+    c.register_broker(name, addr, topic);
+    assert!(wait::until(T, || c.route_brokers(topic) == [name, "broker-a"]), "{:?}", c.route_brokers(topic));
+}
+
+#[test]
+fn with_latency_fault_tolerance_a_broker_that_failed_gets_no_more_sends() {
+    let c = Cluster::start();
+    topic_beside(&c, "FaultTopic", "broker-0", &dead_addr());
+    // No retries: a send that picks the dead broker fails, so failures count
+    // the sends the dead broker got.
+    let failures =
+        |p: &Producer| (0..8).filter(|i| p.send(Message::new("FaultTopic", format!("m{i}"))).is_err()).count();
+
+    let plain = producer(&c, "fault_off", |p| p.retry_times_when_send_failed = 0);
+    assert_eq!(failures(&plain), 4, "round robin over 8 queues, 4 of them on the dead broker");
+
+    let tolerant = producer(&c, "fault_on", |p| {
+        p.retry_times_when_send_failed = 0;
+        p.send_latency_fault_enable = true;
+    });
+    assert_eq!(failures(&tolerant), 1, "the first failure isolates the dead broker");
+    assert_eq!(failures(&tolerant), 0);
+}
+
+#[test]
+fn a_failed_async_send_is_retried_on_another_broker_and_calls_back_once() {
+    let c = Cluster::start();
+    let refusing = RefusingBroker::start(response::SYSTEM_ERROR);
+    topic_beside(&c, "RefusedTopic", "broker-0", &refusing.addr);
+    topic_beside(&c, "DeadTopic", "broker-1", &dead_addr());
+    c.register_broker("broker-1", &dead_addr(), "DeadOnlyTopic");
+
+    type Outcome = (Result<rmq::client::producer::SendResult, ClientError>, String);
+    let send_all = |p: &Producer, topic: &str, n: usize| -> Vec<Outcome> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for i in 0..n {
+            let tx = tx.clone();
+            p.send_async(Message::new(topic, format!("async-{i}")), move |r| {
+                let _ = tx.send((r, rmq::common::thread::current_name().unwrap_or_default()));
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let outcomes: Vec<Outcome> = (0..n).map(|_| rx.recv_timeout(T).expect("every send calls back")).collect();
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "one callback per send");
+        for (_, thread) in &outcomes {
+            assert!(thread.starts_with("NettyClientPublicExecutor_"), "callback ran on {thread}");
+        }
+        outcomes
+    };
+
+    let p = producer(&c, "async_retry", |_| {});
+    // Refused with a retryable code in the response: retried from the callback.
+    for (r, _) in send_all(&p, "RefusedTopic", 8) {
+        assert_eq!(r.unwrap().queue.broker_name, "broker-a");
+    }
+    // The first try of the first send takes the first queue, broker-0's.
+    assert!(refusing.sends.load(std::sync::atomic::Ordering::SeqCst) > 0, "some first tries were refused");
+    // Refused connections, before anything is sent: retried at once.
+    for (r, _) in send_all(&p, "DeadTopic", 8) {
+        assert_eq!(r.unwrap().queue.broker_name, "broker-a");
+    }
+    assert!(wait::until(T, || (0..4).map(|q| pull_all(&c, "RefusedTopic", q).len()).sum::<usize>() == 9));
+    // Every try failing: the last error, still on the callback thread.
+    let outcomes = send_all(&p, "DeadOnlyTopic", 1);
+    assert!(matches!(outcomes[0].0, Err(ClientError::Remoting(_))), "{:?}", outcomes[0].0);
+
+    let no_retry = producer(&c, "async_no_retry", |p| p.retry_times_when_send_async_failed = 0);
+    let refused = send_all(&no_retry, "RefusedTopic", 8)
+        .into_iter()
+        .filter(|(r, _)| matches!(r, Err(ClientError::Refused { code: response::SYSTEM_ERROR, .. })))
+        .count();
+    assert_eq!(refused, 4, "without retries the refusals reach the callback");
 }

@@ -182,6 +182,13 @@ impl RemotingClient {
         Ok(())
     }
 
+    /// Runs `job` on `NettyClientPublicExecutor_N`, where async callbacks run
+    /// (RocketMQ: the client's publicExecutor); on this thread when the pool is
+    /// full or stopped. For results found without a response to wait for.
+    pub fn run_on_callback_thread(&self, job: impl FnOnce() + Send + 'static) {
+        crate::remoting::dispatch::run_or_inline(&self.callbacks, job)
+    }
+
     /// Sends `request` with the oneway flag and waits for nothing.
     pub fn invoke_oneway(
         &self,

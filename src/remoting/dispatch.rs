@@ -173,7 +173,7 @@ impl Drop for PermitGuard {
 }
 
 /// Queues `job` on `pool`, or runs it on this thread when the pool is full.
-fn run_or_inline(pool: &ThreadPool, job: impl FnOnce() + Send + 'static) {
+pub(crate) fn run_or_inline(pool: &ThreadPool, job: impl FnOnce() + Send + 'static) {
     let cell = Arc::new(Mutex::new(Some(job)));
     let c = cell.clone();
     if pool

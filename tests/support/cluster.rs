@@ -1,16 +1,24 @@
 //! A name server and a broker on free ports with a temp store, and a
-//! remoting client to talk to them: the setup of the broker tests.
+//! remoting client to talk to them: the setup of the broker tests. Also
+//! stand-ins for other brokers (dead or refusing) to register beside it.
 
 #![allow(dead_code)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rmq::broker::{BrokerConfig, BrokerController};
+use rmq::common::ThreadPool;
 use rmq::common::message;
 use rmq::namesrv::{NamesrvConfig, NamesrvController};
+use rmq::remoting::body::{RegisterBrokerBody, TopicConfig, TopicRouteData};
 use rmq::remoting::code::{request, response};
-use rmq::remoting::headers::{SendMessageRequestHeaderV2, SendMessageResponseHeader};
-use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand};
+use rmq::remoting::headers::{
+    GetRouteInfoRequestHeader, RegisterBrokerRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
+};
+use rmq::remoting::json::{from_body, to_body};
+use rmq::remoting::{Channel, ClientConfig, RemotingClient, RemotingCommand, RemotingServer, ServerConfig};
 
 /// How long a test waits for one answer.
 pub const T: Duration = Duration::from_secs(5);
@@ -92,5 +100,82 @@ impl Cluster {
     /// A request to the name server, answered within [`T`].
     pub fn call_ns(&self, req: RemotingCommand) -> RemotingCommand {
         self.client.invoke_sync(&self.ns_addr(), req, T).unwrap()
+    }
+}
+
+impl Cluster {
+    /// Registers with the name server a master `name` at `addr` holding
+    /// `topic` with 4 queues, as a broker of the cluster would.
+    pub fn register_broker(&self, name: &str, addr: &str, topic: &str) {
+        let mut body = RegisterBrokerBody::default();
+        let tc = TopicConfig {
+            topic_name: topic.into(),
+            read_queue_nums: 4,
+            write_queue_nums: 4,
+            perm: 6,
+            ..Default::default()
+        };
+        body.topic_config_serialize_wrapper.topic_config_table.insert(topic.to_string(), tc);
+        body.topic_config_serialize_wrapper.data_version.counter = 1;
+        let bytes = to_body(&body);
+        let h = RegisterBrokerRequestHeader {
+            broker_name: name.into(),
+            broker_addr: addr.into(),
+            cluster_name: "DefaultCluster".into(),
+            ha_server_addr: format!("{addr}-ha"),
+            broker_id: 0,
+            compressed: Some(false),
+            body_crc32: Some(message::body_crc(&bytes)),
+        };
+        let r = self.call_ns(RemotingCommand::request_with(request::REGISTER_BROKER, &h).with_body(bytes));
+        assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    }
+
+    /// The broker names in `topic`'s route (empty when there is none).
+    pub fn route_brokers(&self, topic: &str) -> Vec<String> {
+        let h = GetRouteInfoRequestHeader { topic: topic.into(), accept_standard_json_only: None };
+        let r = self.call_ns(RemotingCommand::request_with(request::GET_ROUTEINFO_BY_TOPIC, &h));
+        if r.code != response::SUCCESS {
+            return vec![];
+        }
+        let route: TopicRouteData = from_body(&r.body.bytes()).unwrap();
+        let mut names: Vec<String> = route.queue_datas.into_iter().map(|q| q.broker_name).collect();
+        names.sort();
+        names
+    }
+}
+
+/// An address nothing listens on: connecting is refused.
+pub fn dead_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// A server that answers every request with one error code: a broker that
+/// refuses sends. `sends` counts the SEND_MESSAGE_V2 requests it refused.
+pub struct RefusingBroker {
+    pub server: RemotingServer,
+    pub addr: String,
+    pub sends: Arc<AtomicUsize>,
+}
+
+impl RefusingBroker {
+    pub fn start(code: i32) -> RefusingBroker {
+        let mut server =
+            RemotingServer::new(ServerConfig { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Default::default() });
+        let pool = Arc::new(ThreadPool::new("RefusingBrokerThread_", "test", 1, 1000).unwrap());
+        let sends = Arc::new(AtomicUsize::new(0));
+        let seen = sends.clone();
+        server.register_default_processor(
+            Arc::new(move |_: &Channel, req: RemotingCommand| {
+                if req.code == request::SEND_MESSAGE_V2 {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                Some(RemotingCommand::error(code, "refused by the test"))
+            }),
+            pool,
+        );
+        let addr = server.start().unwrap()[0].to_string();
+        RefusingBroker { server, addr, sends }
     }
 }
