@@ -73,3 +73,398 @@ fn consumes_everything_once_and_resumes_after_a_clean_restart() {
     again.shutdown();
     assert_eq!(got2.lock().len(), 10, "after a clean shutdown only the new messages come: {:?}", got2.lock());
 }
+
+fn quick_client(ns: &str, instance: &str) -> ClientConfig {
+    ClientConfig {
+        namesrv_addr: Some(ns.into()),
+        instance_name: instance.into(),
+        poll_name_server_interval: Duration::from_millis(500),
+        heartbeat_broker_interval: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+type Seen = Arc<Mutex<Vec<rmq::common::message::MessageExt>>>;
+
+/// A started clustering consumer of `topic` from the first offset that
+/// records every message it gets.
+fn recording(ns: &str, group: &str, topic: &str, instance: &str) -> (PushConsumer, Seen) {
+    let mut cfg = PushConsumerConfig::new(group);
+    cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    let consumer = PushConsumer::new(cfg, quick_client(ns, instance));
+    consumer.subscribe(topic, "*").unwrap();
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    consumer.register_message_listener(MessageListener::concurrently(
+        move |msgs: &[rmq::common::message::MessageExt], _: &mut _| {
+            sink.lock().extend(msgs.iter().cloned());
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        },
+    ));
+    consumer.start().unwrap();
+    (consumer, seen)
+}
+
+fn bodies(seen: &Seen) -> BTreeSet<String> {
+    seen.lock().iter().map(|m| String::from_utf8_lossy(m.body()).into_owned()).collect()
+}
+
+fn topic_queues(consumers: &[&PushConsumer], topic: &str) -> Vec<Vec<rmq::remoting::body::MessageQueue>> {
+    consumers.iter().map(|c| c.assigned_queues().into_iter().filter(|q| q.topic == topic).collect()).collect()
+}
+
+/// True when the consumers own disjoint sets of `topic`'s queues covering all `n`.
+fn split_exactly(consumers: &[&PushConsumer], topic: &str, n: usize) -> bool {
+    let owned = topic_queues(consumers, topic);
+    let all: BTreeSet<_> = owned.iter().flatten().collect();
+    owned.iter().map(Vec::len).sum::<usize>() == n && all.len() == n && owned.iter().all(|o| !o.is_empty())
+}
+
+#[test]
+fn consumers_of_a_group_split_the_queues_and_a_third_joins_without_loss() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    produce(&c, "Split", 8, "TagA");
+    let (a, seen_a) = recording(&ns, "cg_split", "Split", "a");
+    let (b, seen_b) = recording(&ns, "cg_split", "Split", "b");
+    assert!(
+        wait::until(Duration::from_secs(20), || split_exactly(&[&a, &b], "Split", 4)),
+        "two consumers split 4 queues: {:?}",
+        topic_queues(&[&a, &b], "Split")
+    );
+    let (third, seen_c) = recording(&ns, "cg_split", "Split", "c");
+    assert!(
+        wait::until(Duration::from_secs(20), || split_exactly(&[&a, &b, &third], "Split", 4)),
+        "three consumers split 4 queues: {:?}",
+        topic_queues(&[&a, &b, &third], "Split")
+    );
+    let sent: BTreeSet<String> = (0..40).map(|i| format!("m{i}")).collect();
+    produce(&c, "Split", 40, "TagA");
+    let union = || {
+        let mut all = bodies(&seen_a);
+        all.extend(bodies(&seen_b));
+        all.extend(bodies(&seen_c));
+        all
+    };
+    assert!(wait::until(Duration::from_secs(20), || sent.is_subset(&union())), "no loss: {:?}", union());
+    for x in [&a, &b, &third] {
+        x.shutdown();
+    }
+}
+
+#[test]
+fn orderly_consumption_keeps_per_queue_order_under_load() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    let p = Producer::new(ProducerConfig::new("pg_order"), quick_client(&ns, "p_order"));
+    p.start().unwrap();
+    let keys = 8;
+    let per_key = 60;
+    for seq in 0..per_key {
+        for key in 0..keys {
+            let m = Message::new("Ordered", format!("{key}:{seq}"));
+            p.send_with_selector(m, |qs, _| qs[key % qs.len()].clone()).unwrap();
+        }
+    }
+    let mut cfg = PushConsumerConfig::new("cg_order");
+    cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    cfg.consume_message_batch_max_size = 3;
+    let consumer = PushConsumer::new(cfg, quick_client(&ns, "c_order"));
+    consumer.subscribe("Ordered", "*").unwrap();
+    let seen: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
+    let busy: Arc<Mutex<BTreeSet<i32>>> = Arc::default();
+    let overlap = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (sink, busy2, overlap2) = (seen.clone(), busy.clone(), overlap.clone());
+    consumer.register_message_listener(MessageListener::orderly(
+        move |msgs: &[rmq::common::message::MessageExt], ctx: &mut rmq::client::consumer::ConsumeOrderlyContext| {
+            let q = ctx.message_queue.queue_id;
+            if !busy2.lock().insert(q) {
+                overlap2.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+            for m in msgs {
+                let s = String::from_utf8_lossy(m.body()).into_owned();
+                let (k, n) = s.split_once(':').unwrap();
+                sink.lock().push((k.parse().unwrap(), n.parse().unwrap()));
+            }
+            busy2.lock().remove(&q);
+            rmq::client::consumer::ConsumeOrderlyStatus::Success
+        },
+    ));
+    consumer.start().unwrap();
+    // More load while consuming.
+    for seq in per_key..per_key + 20 {
+        for key in 0..keys {
+            let m = Message::new("Ordered", format!("{key}:{seq}"));
+            p.send_with_selector(m, |qs, _| qs[key % qs.len()].clone()).unwrap();
+        }
+    }
+    let total = keys * (per_key + 20);
+    assert!(wait::until(Duration::from_secs(30), || seen.lock().len() >= total), "got {}", seen.lock().len());
+    consumer.shutdown();
+    p.shutdown();
+    assert!(!overlap.load(std::sync::atomic::Ordering::SeqCst), "two threads consumed one queue at once");
+    let seen = seen.lock();
+    for key in 0..keys {
+        let order: Vec<usize> = seen.iter().filter(|(k, _)| *k == key).map(|(_, n)| *n).collect();
+        assert_eq!(order, (0..per_key + 20).collect::<Vec<_>>(), "key {key} in order, once each");
+    }
+}
+
+#[test]
+fn failed_messages_are_retried_then_reach_the_dead_letter_queue() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    produce(&c, "Fails", 1, "TagA");
+    let mut cfg = PushConsumerConfig::new("cg_fail");
+    cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    cfg.max_reconsume_times = 2;
+    let consumer = PushConsumer::new(cfg, quick_client(&ns, "c_fail"));
+    consumer.subscribe("Fails", "*").unwrap();
+    let attempts: Arc<Mutex<Vec<(i32, String)>>> = Arc::default();
+    let sink = attempts.clone();
+    consumer.register_message_listener(MessageListener::concurrently(
+        move |msgs: &[rmq::common::message::MessageExt],
+              ctx: &mut rmq::client::consumer::ConsumeConcurrentlyContext| {
+            ctx.delay_level_when_next_consume = 1; // 1 s between tries
+            for m in msgs {
+                sink.lock().push((m.reconsume_times, m.topic().to_string()));
+            }
+            if msgs[0].reconsume_times == 0 {
+                panic!("a panicking listener counts as reconsume-later");
+            }
+            ConsumeConcurrentlyStatus::ReconsumeLater
+        },
+    ));
+    consumer.start().unwrap();
+    assert!(wait::until(Duration::from_secs(30), || attempts.lock().len() >= 3), "{:?}", attempts.lock());
+    let dlq = "%DLQ%cg_fail";
+    let pull = rmq::client::consumer::PullConsumer::new(
+        rmq::client::consumer::PullConsumerConfig::new("cg_dlq_reader"),
+        quick_client(&ns, "dlq_reader"),
+    );
+    pull.start().unwrap();
+    let mut found = Vec::new();
+    assert!(
+        wait::until(Duration::from_secs(20), || {
+            let Ok(qs) = pull.fetch_subscribe_message_queues(dlq) else { return false };
+            found = qs.iter().flat_map(|q| pull.pull(q, "*", 0, 32).map(|r| r.msgs).unwrap_or_default()).collect();
+            !found.is_empty()
+        }),
+        "the message reaches {dlq}"
+    );
+    consumer.shutdown();
+    pull.shutdown();
+    let attempts = attempts.lock().clone();
+    assert_eq!(
+        attempts.iter().map(|(n, _)| *n).take(3).collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "first try, then two retries"
+    );
+    assert!(attempts.iter().all(|(_, t)| t == "Fails"), "retries show the original topic: {attempts:?}");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].body().as_ref(), b"m0");
+}
+
+#[test]
+fn broadcasting_consumers_each_get_everything_with_local_offsets() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    produce(&c, "Bcast", 12, "TagA");
+    let offsets = tempfile::tempdir().unwrap();
+    let start = |instance: &str| {
+        let mut cfg = PushConsumerConfig::new("cg_bcast");
+        cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+        cfg.message_model = rmq::client::consumer::MessageModel::Broadcasting;
+        cfg.offset_store_dir = offsets.path().to_path_buf();
+        let consumer = PushConsumer::new(cfg, quick_client(&ns, instance));
+        consumer.subscribe("Bcast", "*").unwrap();
+        let seen: Seen = Arc::default();
+        let sink = seen.clone();
+        consumer.register_message_listener(MessageListener::concurrently(
+            move |msgs: &[rmq::common::message::MessageExt], _: &mut _| {
+                sink.lock().extend(msgs.iter().cloned());
+                ConsumeConcurrentlyStatus::ConsumeSuccess
+            },
+        ));
+        consumer.start().unwrap();
+        (consumer, seen)
+    };
+    let (a, seen_a) = start("bc_a");
+    let (b, seen_b) = start("bc_b");
+    assert!(wait::until(Duration::from_secs(20), || seen_a.lock().len() >= 12 && seen_b.lock().len() >= 12));
+    let id_a = a.client_id();
+    a.shutdown();
+    b.shutdown();
+    assert_eq!(bodies(&seen_a).len(), 12);
+    assert_eq!(bodies(&seen_b).len(), 12);
+    let file = offsets.path().join(&id_a).join("cg_bcast").join("offsets.json");
+    let table = rmq::remoting::body::OffsetTable::decode(&std::fs::read(&file).unwrap()).unwrap();
+    let total: i64 = table.offset_table.iter().filter(|(q, _)| q.topic == "Bcast").map(|(_, o)| o).sum();
+    assert_eq!(total, 12, "the local file holds the consumed offsets: {table:?}");
+
+    produce(&c, "Bcast", 3, "TagA");
+    let (again, seen_again) = start("bc_a");
+    assert!(wait::until(Duration::from_secs(20), || seen_again.lock().len() >= 3));
+    std::thread::sleep(Duration::from_millis(300));
+    again.shutdown();
+    assert_eq!(seen_again.lock().len(), 3, "restarted from the local offsets: {:?}", bodies(&seen_again));
+}
+
+/// A queue whose first messages were cleaned away: the broker has no
+/// offset for a new group there (QUERY_NOT_FOUND), so ConsumeFromWhere
+/// decides. (While a queue still starts at offset 0 the broker answers 0,
+/// and every new group reads it from the start, as Apache's broker does.)
+#[test]
+fn consume_from_timestamp_starts_at_the_first_message_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = rmq::namesrv::NamesrvController::start(rmq::namesrv::NamesrvConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        kv_config_path: dir.path().join("kv.json"),
+        ..Default::default()
+    })
+    .unwrap();
+    let ns_addr = ns.addr().to_string();
+    let broker = rmq::broker::BrokerController::start(rmq::broker::BrokerConfig {
+        listen_port: 0,
+        namesrv_addr: Some(ns_addr.clone()),
+        store: rmq::store::StoreConfig {
+            mapped_file_size_commit_log: 64 * 1024,
+            file_reserved_time: Duration::ZERO,
+            ..rmq::store::StoreConfig::at(dir.path().join("store"))
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let mut pc = ProducerConfig::new("pg_stamp");
+    pc.compress_msg_body_over = usize::MAX; // the old bodies must fill CommitLog files
+    let p = Producer::new(pc, quick_client(&ns_addr, "p_stamp"));
+    p.start().unwrap();
+    let to_q0 = |p: &Producer, body: Vec<u8>| p.send_with_selector(Message::new("Stamp", body), |qs, _| qs[0].clone());
+    for _ in 0..20 {
+        to_q0(&p, vec![b'o'; 8 * 1024]).unwrap();
+    }
+    assert!(broker.shared().store.wait_dispatched(Duration::from_secs(5)));
+    assert!(
+        wait::until(Duration::from_secs(5), || broker.shared().store.clean_expired_files(true).unwrap() > 0),
+        "old CommitLog files deleted"
+    );
+    let q0 = rmq::remoting::body::MessageQueue::new("Stamp", "broker-a", 0);
+    let min = broker.shared().store.min_offset_in_queue("Stamp", 0);
+    assert!(min > 0, "queue 0 no longer starts at 0 ({min}, {q0:?})");
+    std::thread::sleep(Duration::from_millis(20));
+    let t = rmq::common::time::now_millis();
+    std::thread::sleep(Duration::from_millis(20));
+    for i in 0..8 {
+        to_q0(&p, format!("late{i}").into_bytes()).unwrap();
+    }
+    p.shutdown();
+    let mut cfg = PushConsumerConfig::new("cg_stamp");
+    cfg.consume_from_where = ConsumeFromWhere::Timestamp;
+    cfg.consume_timestamp = t;
+    let consumer = PushConsumer::new(cfg, quick_client(&ns_addr, "c_stamp"));
+    consumer.subscribe("Stamp", "*").unwrap();
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    consumer.register_message_listener(MessageListener::concurrently(
+        move |msgs: &[rmq::common::message::MessageExt], _: &mut _| {
+            sink.lock().extend(msgs.iter().cloned());
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        },
+    ));
+    consumer.start().unwrap();
+    assert!(wait::until(Duration::from_secs(20), || seen.lock().len() >= 8));
+    std::thread::sleep(Duration::from_millis(300));
+    consumer.shutdown();
+    let got = bodies(&seen);
+    assert_eq!(got, (0..8).map(|i| format!("late{i}")).collect(), "only messages stored after the timestamp");
+    drop(broker);
+}
+
+#[test]
+fn consumers_recover_by_themselves_when_the_broker_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = rmq::namesrv::NamesrvController::start(rmq::namesrv::NamesrvConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        kv_config_path: dir.path().join("kv.json"),
+        ..Default::default()
+    })
+    .unwrap();
+    let ns_addr = ns.addr().to_string();
+    let store = dir.path().join("store");
+    let mut broker = support::cluster::start_broker(&ns_addr, "broker-a", &store, 0);
+    let port = broker.addr().port();
+    let p = Producer::new(ProducerConfig::new("pg_restart"), quick_client(&ns_addr, "p_restart"));
+    p.start().unwrap();
+    for i in 0..30 {
+        p.send(Message::new("Restart", format!("before{i}"))).unwrap();
+    }
+    let (consumer, seen) = recording(&ns_addr, "cg_restart", "Restart", "c_restart");
+    assert!(wait::until(Duration::from_secs(20), || seen.lock().len() >= 30));
+    broker.shutdown();
+    drop(broker);
+    let broker = support::cluster::start_broker(&ns_addr, "broker-a", &store, port);
+    let mut expected: BTreeSet<String> = (0..30).map(|i| format!("before{i}")).collect();
+    let mut sent = 0;
+    assert!(
+        wait::until(Duration::from_secs(30), || {
+            if sent < 30 && p.send(Message::new("Restart", format!("after{sent}"))).is_ok() {
+                expected.insert(format!("after{sent}"));
+                sent += 1;
+            }
+            sent == 30 && expected.is_subset(&bodies(&seen))
+        }),
+        "after the restart every message arrives: sent {sent}, missing {:?}",
+        expected.difference(&bodies(&seen)).collect::<Vec<_>>()
+    );
+    consumer.shutdown();
+    p.shutdown();
+    drop(broker);
+}
+
+#[test]
+fn producers_fail_over_when_one_of_two_brokers_stops() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut b = support::cluster::start_broker(&ns, "broker-b", dir_b.path(), 0);
+    let p = Producer::new(ProducerConfig::new("pg_failover"), quick_client(&ns, "p_failover"));
+    p.start().unwrap();
+    let mut brokers = BTreeSet::new();
+    for i in 0..16 {
+        brokers.insert(p.send(Message::new("TwoBrokers", format!("x{i}"))).unwrap().queue.broker_name);
+    }
+    assert_eq!(brokers.len(), 2, "sends spread over both brokers: {brokers:?}");
+    b.shutdown();
+    for i in 0..20 {
+        let r = p.send(Message::new("TwoBrokers", format!("y{i}"))).unwrap();
+        assert_eq!(r.queue.broker_name, "broker-a", "the stopped broker gets nothing");
+    }
+    p.shutdown();
+}
+
+#[test]
+fn a_consumer_runs_on_rocketmqs_thread_names() {
+    let c = Cluster::start();
+    produce(&c, "Threads", 1, "TagA");
+    let (consumer, seen) = recording(&c.ns_addr(), "cg_threads", "Threads", "c_threads");
+    assert!(wait::until(Duration::from_secs(20), || !seen.lock().is_empty()));
+    let names = rmq::common::thread::registered_names();
+    for want in [
+        "NettyClientSelector_1",
+        "NettyClientWorkerThread_1",
+        "NettyClientPublicExecutor_1",
+        "PullMessageService",
+        "PullMessageServiceScheduledThread",
+        "RebalanceService",
+        "MQClientFactoryScheduledThread",
+        "ClientHouseKeepingService",
+        "ConsumeMessageThread_1",
+        "ConsumeMessageThread_20",
+        "ConsumeMessageScheduledThread_1",
+        "CleanExpireMsgScheduledThread_1",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+    }
+    consumer.shutdown();
+}

@@ -6,8 +6,9 @@
 //! failing (see [`crate::client::latency`]). Bodies over 4 KiB go
 //! zlib-compressed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -91,6 +92,10 @@ pub struct Producer {
     state: Mutex<ServiceState>,
     /// Queue choice and the brokers' fault items, shared with async sends.
     fault: Arc<FaultStrategy>,
+    /// Topics not known yet, sent to through TBW102's route until the next
+    /// route poll, so that every broker of TBW102 creates them (as Apache's
+    /// topicPublishInfoTable keeps the default route).
+    default_routed: Mutex<HashMap<String, (Vec<MessageQueue>, Instant)>>,
 }
 
 /// Response codes after which another try may succeed (as RocketMQ retries).
@@ -130,6 +135,7 @@ impl Producer {
             client_config,
             instance: Mutex::new(None),
             state: Mutex::new(ServiceState::CreateJust),
+            default_routed: Mutex::default(),
         }
     }
 
@@ -180,26 +186,30 @@ impl Producer {
     /// The writable queues of `topic`, creating the route from TBW102's when
     /// the name servers do not know the topic yet.
     fn publish_queues(&self, inst: &ClientInstance, topic: &str) -> Result<Vec<MessageQueue>, ClientError> {
-        let route = match inst.topic_route(topic) {
-            Some(r) => Some(r),
-            None => inst.update_topic_route(topic)?,
+        if let Some(r) = inst.topic_route(topic) {
+            return Ok(queues_of(topic, &r));
+        }
+        if let Some((queues, at)) = self.default_routed.lock().get(topic)
+            && at.elapsed() < inst.config().poll_name_server_interval
+        {
+            return Ok(queues.clone());
+        }
+        if let Some(r) = inst.update_topic_route(topic)? {
+            self.default_routed.lock().remove(topic);
+            return Ok(queues_of(topic, &r));
+        }
+        let Some(mut d) = inst.update_topic_route(DEFAULT_TOPIC)? else {
+            return Err(ClientError::State(format!(
+                "No route info of this topic: {topic} (and none of {DEFAULT_TOPIC} to create it)"
+            )));
         };
-        let route = match route {
-            Some(r) => r,
-            None => {
-                let Some(mut d) = inst.update_topic_route(DEFAULT_TOPIC)? else {
-                    return Err(ClientError::State(format!(
-                        "No route info of this topic: {topic} (and none of {DEFAULT_TOPIC} to create it)"
-                    )));
-                };
-                for q in &mut d.queue_datas {
-                    q.write_queue_nums = q.write_queue_nums.min(self.config.default_topic_queue_nums);
-                    q.read_queue_nums = q.read_queue_nums.min(self.config.default_topic_queue_nums);
-                }
-                d
-            }
-        };
-        Ok(queues_of(topic, &route))
+        for q in &mut d.queue_datas {
+            q.write_queue_nums = q.write_queue_nums.min(self.config.default_topic_queue_nums);
+            q.read_queue_nums = q.read_queue_nums.min(self.config.default_topic_queue_nums);
+        }
+        let queues = queues_of(topic, &d);
+        self.default_routed.lock().insert(topic.to_string(), (queues.clone(), Instant::now()));
+        Ok(queues)
     }
 
     /// Checks `msg`, gives it its unique id, and finds the queues to send to.

@@ -54,6 +54,23 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
 }
 
+/// A broker named `name` registered with `ns`, storing under `store_dir`,
+/// on `port` (0: any free port). Starting again on the same directory and
+/// port is a broker restart.
+pub fn start_broker(ns: &str, name: &str, store_dir: &std::path::Path, port: u16) -> BrokerController {
+    let cfg = BrokerConfig {
+        listen_port: port,
+        broker_name: name.into(),
+        namesrv_addr: Some(ns.to_string()),
+        store: rmq::store::StoreConfig {
+            mapped_file_size_commit_log: 1024 * 1024,
+            ..rmq::store::StoreConfig::at(store_dir.to_path_buf())
+        },
+        ..Default::default()
+    };
+    BrokerController::start(cfg).unwrap()
+}
+
 impl Cluster {
     pub fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
@@ -63,16 +80,7 @@ impl Cluster {
             ..Default::default()
         })
         .unwrap();
-        let cfg = BrokerConfig {
-            listen_port: 0,
-            namesrv_addr: Some(ns.addr().to_string()),
-            store: rmq::store::StoreConfig {
-                mapped_file_size_commit_log: 1024 * 1024,
-                ..rmq::store::StoreConfig::at(dir.path().join("store"))
-            },
-            ..Default::default()
-        };
-        let broker = BrokerController::start(cfg).unwrap();
+        let broker = start_broker(&ns.addr().to_string(), "broker-a", &dir.path().join("store"), 0);
         let client = RemotingClient::start(ClientConfig::default()).unwrap();
         Cluster { client, broker, ns, dir }
     }
