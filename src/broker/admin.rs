@@ -17,8 +17,8 @@ use crate::broker::subscription_group::SubscriptionGroupConfig;
 use crate::broker::topic_config::validate_topic;
 use crate::common::time::now_millis;
 use crate::remoting::body::{
-    ConsumeStats, ConsumerOffsetSerializeWrapper, GroupList, KvTable, MessageQueue, OffsetWrapper, TopicConfig,
-    TopicOffset, TopicStatsTable,
+    ConsumeStats, ConsumerOffsetSerializeWrapper, GroupList, KvTable, MessageQueue, OffsetTable, OffsetWrapper,
+    TopicConfig, TopicOffset, TopicStatsTable,
 };
 use crate::remoting::code::{request, response};
 use crate::remoting::command::CURRENT_VERSION;
@@ -60,6 +60,8 @@ impl AdminBrokerProcessor {
             request::GET_TOPIC_STATS_INFO => self.get_topic_stats_info(req),
             request::GET_CONSUME_STATS => self.get_consume_stats(req),
             request::GET_CONSUMER_RUNNING_INFO => self.get_consumer_running_info(req),
+            request::CONSUME_MESSAGE_DIRECTLY => self.consume_message_directly(req),
+            request::INVOKE_BROKER_TO_RESET_OFFSET => self.reset_offset(req),
             code => RemotingCommand::error(
                 response::REQUEST_CODE_NOT_SUPPORTED,
                 format!(" request type {code} not supported"),
@@ -233,14 +235,43 @@ impl AdminBrokerProcessor {
 
     fn get_consumer_running_info(&self, req: &RemotingCommand) -> RemotingCommand {
         let h: GetConsumerRunningInfoRequestHeader = crate::header_or_answer!(req);
-        let Some(info) = self.0.consumers.find_channel(&h.consumer_group, &h.client_id) else {
+        self.forward_to_consumer(req, &h.consumer_group, &h.client_id, crate::remoting::Body::default())
+    }
+
+    /// CONSUME_MESSAGE_DIRECTLY: the message `msgId` names goes, with the
+    /// request's header, to that consumer, whose answer comes back
+    /// (RocketMQ: AdminBrokerProcessor.consumeMessageDirectly).
+    fn consume_message_directly(&self, req: &RemotingCommand) -> RemotingCommand {
+        let h: ConsumeMessageDirectlyResultRequestHeader = crate::header_or_answer!(req);
+        let Some(client_id) = h.client_id.as_deref() else {
+            return RemotingCommand::error(response::SYSTEM_ERROR, "clientId is required");
+        };
+        let offset = match h.msg_id.as_deref().map(crate::common::message::decode_message_id) {
+            Some(Ok((_, offset))) => offset,
+            _ => return RemotingCommand::error(response::SYSTEM_ERROR, format!("bad msgId {:?}", h.msg_id)),
+        };
+        let Some(bytes) = self.0.store.select_one_message_by_offset(offset) else {
+            return RemotingCommand::error(response::SYSTEM_ERROR, format!("no message at CommitLog offset {offset}"));
+        };
+        self.forward_to_consumer(req, &h.consumer_group, client_id, bytes.into())
+    }
+
+    /// Sends `req` (a new opaque, same header, `body`) to `client_id` of
+    /// `group` and returns its answer.
+    fn forward_to_consumer(
+        &self,
+        req: &RemotingCommand,
+        group: &str,
+        client_id: &str,
+        body: crate::remoting::Body,
+    ) -> RemotingCommand {
+        let Some(info) = self.0.consumers.find_channel(group, client_id) else {
             return RemotingCommand::error(
                 response::SYSTEM_ERROR,
-                format!("The Consumer <{}> <{}> not online", h.consumer_group, h.client_id),
+                format!("The Consumer <{group}> <{client_id}> not online"),
             );
         };
-        // Forwarded as is, under a new opaque, to the consumer's connection.
-        let mut forward = RemotingCommand::request(req.code);
+        let mut forward = RemotingCommand::request(req.code).with_body(body);
         forward.ext_fields = req.ext_fields.clone();
         match self.0.invoker.invoke_sync(&info.channel, forward, std::time::Duration::from_secs(5)) {
             Ok(mut r) => {
@@ -249,9 +280,46 @@ impl AdminBrokerProcessor {
             }
             Err(rmq_err) => RemotingCommand::error(
                 response::SYSTEM_ERROR,
-                format!("invoke the consumer <{}> <{}> failed: {rmq_err}", h.consumer_group, h.client_id),
+                format!("invoke the consumer <{group}> <{client_id}> failed: {rmq_err}"),
             ),
         }
+    }
+
+    /// INVOKE_BROKER_TO_RESET_OFFSET: each queue's offset at `timestamp`
+    /// (-1: the end), or the group's own when that is earlier and not
+    /// forced, sent to every consumer of the group with
+    /// RESET_CONSUMER_CLIENT_OFFSET; the table is the answer (RocketMQ:
+    /// Broker2Client.resetOffset). The consumers commit the new offsets.
+    fn reset_offset(&self, req: &RemotingCommand) -> RemotingCommand {
+        let b = &self.0;
+        let h: ResetOffsetRequestHeader = crate::header_or_answer!(req);
+        let Some(tc) = b.topics.select(&h.topic) else {
+            return RemotingCommand::error(response::TOPIC_NOT_EXIST, format!("topic[{}] not exist", h.topic));
+        };
+        let mut table = OffsetTable::default();
+        for qid in 0..tc.write_queue_nums.max(0) {
+            let Some(consumer_offset) = b.offsets.query(&h.group, &h.topic, qid) else {
+                return RemotingCommand::error(
+                    response::CONSUMER_NOT_ONLINE,
+                    format!("THe consumer group <{}> not exist", h.group),
+                );
+            };
+            let at = if h.timestamp == -1 {
+                b.store.max_offset_in_queue(&h.topic, qid)
+            } else {
+                b.store.offset_in_queue_by_time(&h.topic, qid, h.timestamp)
+            };
+            let offset = if h.is_force || at < consumer_offset { at } else { consumer_offset };
+            table.offset_table.push((MessageQueue::new(h.topic.clone(), b.config.broker_name.clone(), qid), offset));
+        }
+        let body = table.encode();
+        for channel in b.consumers.channels(&h.group) {
+            let cmd = RemotingCommand::request_with(request::RESET_CONSUMER_CLIENT_OFFSET, &h).with_body(body.clone());
+            if let Err(e) = channel.send_oneway(cmd) {
+                log::warn!("reset offset of {} to {}: {e}", h.group, channel.remote_addr());
+            }
+        }
+        RemotingCommand::success().with_body(body)
     }
 
     // ------------------------------------------------------------ statistics

@@ -171,7 +171,7 @@ impl ClientInstance {
         });
         let me = Arc::downgrade(self);
         let persist = self.config.persist_consumer_offset_interval;
-        ex.schedule_at_fixed_rate(std::time::Duration::from_secs(10), persist, move || {
+        ex.schedule_at_fixed_rate(persist.min(std::time::Duration::from_secs(10)), persist, move || {
             if let Some(i) = me.upgrade() {
                 for c in i.consumer_list() {
                     c.persist_consumer_offset();

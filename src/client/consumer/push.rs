@@ -288,7 +288,7 @@ impl PushInner {
     /// The pull callback, on `NettyClientPublicExecutor_N` (RocketMQ: the
     /// PullCallback of pullMessage).
     fn on_pull_result(self: &Arc<Self>, mut req: PullRequest, result: Result<PullResult, ClientError>) {
-        if self.is_stopping() {
+        if self.is_stopping() || req.pq.is_dropped() {
             return;
         }
         let p = match result {
@@ -499,25 +499,14 @@ impl ConsumerInner for PushInner {
 
     fn reset_offset(&self, topic: &str, offsets: &HashMap<MessageQueue, i64>) {
         log::info!("{}: resetting the offsets of {topic}: {offsets:?}", self.config.group);
-        self.paused.store(true, Ordering::Release);
-        for (mq, pq) in self.rebalance.process_queues() {
-            if mq.topic == topic {
-                pq.set_dropped(true);
-                pq.clear();
-            }
-        }
-        for (mq, pq) in self.rebalance.process_queues() {
-            if mq.topic == topic {
-                let _ = pq;
-                self.rebalance.remove_process_queue(&mq);
-            }
-        }
         for (mq, offset) in offsets {
+            if mq.topic != topic {
+                continue;
+            }
             self.offset_store.update_offset(mq, *offset, false);
             self.offset_store.persist(mq);
+            self.rebalance.restart_queue_at(mq, *offset);
         }
-        self.paused.store(false, Ordering::Release);
-        self.instance.rebalance_immediately();
     }
 
     fn consume_message_directly(&self, msg: MessageExt, broker_name: Option<&str>) -> Option<ConsumeDirectlyResult> {

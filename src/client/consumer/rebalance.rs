@@ -320,6 +320,32 @@ impl Rebalance {
         m
     }
 
+    /// Consumes an owned queue again from `offset` (RESET_CONSUMER_CLIENT_OFFSET):
+    /// a fresh ProcessQueue replaces the old one, whose pulls and listener
+    /// results no longer count, and pulls start at `offset`. False when the
+    /// queue is not owned.
+    pub fn restart_queue_at(&self, mq: &MessageQueue, offset: i64) -> bool {
+        let pq = {
+            let mut t = self.process_queues.lock();
+            let Some(old) = t.get(mq).cloned() else { return false };
+            old.set_dropped(true);
+            let pq = Arc::new(ProcessQueue::new());
+            pq.set_locked(old.is_locked());
+            t.insert(mq.clone(), pq.clone());
+            pq
+        };
+        if let Some(ps) = self.instance.pull_service() {
+            ps.execute_pull_request_immediately(PullRequest {
+                consumer_group: self.group.clone(),
+                mq: mq.clone(),
+                pq,
+                next_offset: offset,
+                locked_first: true,
+            });
+        }
+        true
+    }
+
     /// Drops and forgets `mq` (offset illegal, offset reset).
     pub fn remove_process_queue(&self, mq: &MessageQueue) {
         let pq = self.process_queues.lock().remove(mq);
