@@ -468,3 +468,118 @@ fn a_consumer_runs_on_rocketmqs_thread_names() {
     }
     consumer.shutdown();
 }
+
+#[test]
+fn orderly_messages_past_max_reconsume_times_go_to_the_dead_letter_queue() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    let p = Producer::new(ProducerConfig::new("pg_odlq"), quick_client(&ns, "p_odlq"));
+    p.start().unwrap();
+    for i in 0..2 {
+        p.send_with_selector(Message::new("OrderDlq", format!("o{i}")), |qs, _| qs[0].clone()).unwrap();
+    }
+    p.shutdown();
+    let mut cfg = PushConsumerConfig::new("cg_odlq");
+    cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    cfg.max_reconsume_times = 2;
+    cfg.suspend_current_queue_time_millis = 10;
+    let consumer = PushConsumer::new(cfg, quick_client(&ns, "c_odlq"));
+    consumer.subscribe("OrderDlq", "*").unwrap();
+    let calls: Arc<Mutex<Vec<(String, i32)>>> = Arc::default();
+    let sink = calls.clone();
+    consumer.register_message_listener(MessageListener::orderly(
+        move |msgs: &[rmq::common::message::MessageExt], _: &mut rmq::client::consumer::ConsumeOrderlyContext| {
+            let body = String::from_utf8_lossy(msgs[0].body()).into_owned();
+            sink.lock().push((body.clone(), msgs[0].reconsume_times));
+            if body == "o0" {
+                rmq::client::consumer::ConsumeOrderlyStatus::SuspendCurrentQueueAMoment
+            } else {
+                rmq::client::consumer::ConsumeOrderlyStatus::Success
+            }
+        },
+    ));
+    consumer.start().unwrap();
+    assert!(wait::until(Duration::from_secs(20), || calls.lock().iter().any(|(b, _)| b == "o1")), "{:?}", calls.lock());
+    consumer.shutdown();
+    let calls = calls.lock().clone();
+    assert_eq!(
+        calls,
+        vec![("o0".into(), 0), ("o0".into(), 1), ("o0".into(), 2), ("o1".into(), 0)],
+        "o0 is tried until maxReconsumeTimes, then o1 follows in order"
+    );
+    let dlq = c.broker.shared().store.max_offset_in_queue("%DLQ%cg_odlq", 0);
+    assert_eq!(dlq, 1, "o0 is in the dead-letter queue");
+}
+
+#[test]
+fn a_message_held_past_the_consume_timeout_goes_back_to_the_broker() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    produce(&c, "Slow", 1, "TagA");
+    let mut cfg = PushConsumerConfig::new("cg_slow");
+    cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    cfg.consume_timeout = Duration::from_millis(200);
+    let consumer = PushConsumer::new(cfg, quick_client(&ns, "c_slow"));
+    consumer.subscribe("Slow", "*").unwrap();
+    let release = Arc::new(rmq::common::wait::Signal::new());
+    let (r2, started) = (release.clone(), Arc::new(rmq::common::wait::Signal::new()));
+    let s2 = started.clone();
+    consumer.register_message_listener(MessageListener::concurrently(
+        move |_: &[rmq::common::message::MessageExt], _: &mut _| {
+            s2.set();
+            r2.wait(rmq::common::wait::Deadline::after(Duration::from_secs(20)));
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        },
+    ));
+    consumer.start().unwrap();
+    assert!(started.wait(rmq::common::wait::Deadline::after(Duration::from_secs(20))));
+    let cached = || {
+        consumer.running_info().map_or(1, |i| {
+            i.mq_table.iter().filter(|(q, _)| q.topic == "Slow").map(|(_, pq)| pq.cached_msg_count).sum::<i32>()
+        })
+    };
+    assert!(wait::until(Duration::from_secs(10), || cached() == 0), "the stuck message left the ProcessQueue");
+    // Sent back with delay level 3: it waits in the schedule topic's queue 2.
+    let scheduled = c.broker.shared().store.max_offset_in_queue("SCHEDULE_TOPIC_XXXX", 2);
+    assert_eq!(scheduled, 1, "the message went back to the broker for a later retry");
+    release.set();
+    consumer.shutdown();
+}
+
+#[test]
+fn shutdown_lets_running_listeners_finish_and_a_restart_gets_only_the_rest() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    produce(&c, "Drain", 24, "TagA");
+    let started: Seen = Arc::default();
+    let finished: Seen = Arc::default();
+    let mut cfg = PushConsumerConfig::new("cg_drain");
+    cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    cfg.consume_thread_min = 4;
+    cfg.consume_thread_max = 4;
+    let consumer = PushConsumer::new(cfg.clone(), quick_client(&ns, "c_drain"));
+    consumer.subscribe("Drain", "*").unwrap();
+    let (s2, f2) = (started.clone(), finished.clone());
+    consumer.register_message_listener(MessageListener::concurrently(
+        move |msgs: &[rmq::common::message::MessageExt], _: &mut _| {
+            s2.lock().extend(msgs.iter().cloned());
+            std::thread::sleep(Duration::from_millis(150));
+            f2.lock().extend(msgs.iter().cloned());
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        },
+    ));
+    consumer.start().unwrap();
+    assert!(wait::until(Duration::from_secs(20), || started.lock().len() >= 4));
+    consumer.shutdown();
+    let done = bodies(&finished);
+    assert_eq!(bodies(&started), done, "every listener call that started finished before shutdown returned");
+    assert!(done.len() < 24, "shutdown did not wait for the whole backlog");
+
+    let (again, seen) = recording(&ns, "cg_drain", "Drain", "c_drain2");
+    assert!(wait::until(Duration::from_secs(20), || bodies(&seen).len() + done.len() >= 24));
+    std::thread::sleep(Duration::from_millis(300));
+    again.shutdown();
+    let rest = bodies(&seen);
+    assert!(rest.is_disjoint(&done), "nothing consumed twice: {:?}", rest.intersection(&done).collect::<Vec<_>>());
+    assert_eq!(rest.len() + done.len(), 24, "nothing lost");
+}
