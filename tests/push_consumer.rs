@@ -538,11 +538,16 @@ fn a_message_held_past_the_consume_timeout_goes_back_to_the_broker() {
             i.mq_table.iter().filter(|(q, _)| q.topic == "Slow").map(|(_, pq)| pq.cached_msg_count).sum::<i32>()
         })
     };
-    assert!(wait::until(Duration::from_secs(10), || cached() == 0), "the stuck message left the ProcessQueue");
+    if !wait::until(Duration::from_secs(10), || cached() == 0) {
+        release.set();
+        panic!("the stuck message did not leave the ProcessQueue");
+    }
     // Sent back with delay level 3: it waits in the schedule topic's queue 2.
-    let scheduled = c.broker.shared().store.max_offset_in_queue("SCHEDULE_TOPIC_XXXX", 2);
-    assert_eq!(scheduled, 1, "the message went back to the broker for a later retry");
+    let scheduled = || c.broker.shared().store.max_offset_in_queue("SCHEDULE_TOPIC_XXXX", 2);
+    let went_back = wait::until(Duration::from_secs(10), || scheduled() >= 1);
     release.set();
+    assert!(went_back, "the message went back to the broker for a later retry");
+    assert_eq!(scheduled(), 1, "once");
     consumer.shutdown();
 }
 
