@@ -10,6 +10,7 @@ pub mod service;
 pub mod thread;
 pub mod thread_dump;
 pub mod time;
+pub mod topic;
 pub mod wait;
 
 pub use pool::{PoolError, ThreadPool};

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::broker::topic_config::retry_topic;
 use crate::client::api::{PullResult, PullStatus, pull_sys_flag};
 use crate::client::config::ClientConfig;
 use crate::client::consumer::allocate::{AllocateStrategy, Averagely};
@@ -34,6 +33,7 @@ use crate::client::consumer::{ConsumeDirectlyResult, ConsumeFromWhere, ConsumerI
 use crate::client::instance::{ClientError, ClientInstance, ServiceState};
 use crate::common::message::{MessageExt, property};
 use crate::common::time::now_millis;
+use crate::common::topic::retry_topic;
 use crate::remoting::body::{ConsumeStatus, ConsumerData, ConsumerRunningInfo, MessageQueue, SubscriptionData};
 use crate::remoting::headers::PullMessageRequestHeader;
 
@@ -122,7 +122,7 @@ impl PushConsumerConfig {
     /// Checks the settings as RocketMQ's checkConfig does.
     fn check(&self) -> Result<(), ClientError> {
         let bad = |m: String| Err(ClientError::State(m));
-        if self.group.is_empty() || crate::broker::topic_config::is_topic_or_group_illegal(&self.group) {
+        if self.group.is_empty() || crate::common::topic::is_topic_or_group_illegal(&self.group) {
             return bad(format!("consumerGroup {:?} is empty or has illegal characters", self.group));
         }
         if self.group == "DEFAULT_CONSUMER" {

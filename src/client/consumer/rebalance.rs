@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::broker::topic_config::RETRY_GROUP_TOPIC_PREFIX;
 use crate::client::consumer::allocate::AllocateStrategy;
 use crate::client::consumer::offset_store::{NO_OFFSET, OffsetStore, ReadOffsetType};
 use crate::client::consumer::process_queue::ProcessQueue;
 use crate::client::consumer::pull_service::PullRequest;
 use crate::client::consumer::{ConsumeFromWhere, MessageModel};
 use crate::client::instance::ClientInstance;
+use crate::common::topic::RETRY_GROUP_TOPIC_PREFIX;
 use crate::remoting::body::{MessageQueue, SubscriptionData};
 
 /// How often `RebalanceService` rebalances without being woken (RocketMQ:
