@@ -588,3 +588,46 @@ fn shutdown_lets_running_listeners_finish_and_a_restart_gets_only_the_rest() {
     assert!(rest.is_disjoint(&done), "nothing consumed twice: {:?}", rest.intersection(&done).collect::<Vec<_>>());
     assert_eq!(rest.len() + done.len(), 24, "nothing lost");
 }
+
+#[test]
+fn consumer_state_errors_are_clear() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    let listener = || {
+        MessageListener::concurrently(|_: &[rmq::common::message::MessageExt], _: &mut _| {
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        })
+    };
+    let no_listener = PushConsumer::new(PushConsumerConfig::new("cg_state"), quick_client(&ns, "st"));
+    no_listener.subscribe("State", "*").unwrap();
+    let e = no_listener.start().unwrap_err().to_string();
+    assert!(e.contains("listener"), "{e}");
+    assert_eq!(no_listener.state(), rmq::client::instance::ServiceState::StartFailed);
+
+    let no_sub = PushConsumer::new(PushConsumerConfig::new("cg_state"), quick_client(&ns, "st"));
+    no_sub.register_message_listener(listener());
+    assert!(no_sub.start().unwrap_err().to_string().contains("subscri"));
+
+    assert!(
+        PushConsumer::new(PushConsumerConfig::new("cg_state"), quick_client(&ns, "st")).subscribe("T", "||").is_err()
+    );
+
+    let first = PushConsumer::new(PushConsumerConfig::new("cg_state"), quick_client(&ns, "st"));
+    first.subscribe("State", "*").unwrap();
+    first.register_message_listener(listener());
+    first.start().unwrap();
+    assert!(first.start().unwrap_err().to_string().contains("started once"));
+    let twin = PushConsumer::new(PushConsumerConfig::new("cg_state"), quick_client(&ns, "st"));
+    twin.subscribe("State", "*").unwrap();
+    twin.register_message_listener(listener());
+    let e = twin.start().unwrap_err().to_string();
+    assert!(e.contains("has been created before"), "one group per client instance: {e}");
+    let mut bad = PushConsumerConfig::new("cg_state2");
+    bad.pull_batch_size = 5000;
+    let out_of_range = PushConsumer::new(bad, quick_client(&ns, "st"));
+    out_of_range.subscribe("State", "*").unwrap();
+    out_of_range.register_message_listener(listener());
+    assert!(out_of_range.start().unwrap_err().to_string().contains("pullBatchSize"));
+    first.shutdown();
+    assert_eq!(first.state(), rmq::client::instance::ServiceState::ShutdownAlready);
+}
