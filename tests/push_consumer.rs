@@ -91,6 +91,11 @@ type Seen = Arc<Mutex<Vec<rmq::common::message::MessageExt>>>;
 fn recording(ns: &str, group: &str, topic: &str, instance: &str) -> (PushConsumer, Seen) {
     let mut cfg = PushConsumerConfig::new(group);
     cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    start_recording(cfg, ns, topic, instance)
+}
+
+/// A started consumer with `cfg` that records every message it gets.
+fn start_recording(cfg: PushConsumerConfig, ns: &str, topic: &str, instance: &str) -> (PushConsumer, Seen) {
     let consumer = PushConsumer::new(cfg, quick_client(ns, instance));
     consumer.subscribe(topic, "*").unwrap();
     let seen: Seen = Arc::default();
@@ -277,18 +282,7 @@ fn broadcasting_consumers_each_get_everything_with_local_offsets() {
         cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
         cfg.message_model = rmq::client::consumer::MessageModel::Broadcasting;
         cfg.offset_store_dir = offsets.path().to_path_buf();
-        let consumer = PushConsumer::new(cfg, quick_client(&ns, instance));
-        consumer.subscribe("Bcast", "*").unwrap();
-        let seen: Seen = Arc::default();
-        let sink = seen.clone();
-        consumer.register_message_listener(MessageListener::concurrently(
-            move |msgs: &[rmq::common::message::MessageExt], _: &mut _| {
-                sink.lock().extend(msgs.iter().cloned());
-                ConsumeConcurrentlyStatus::ConsumeSuccess
-            },
-        ));
-        consumer.start().unwrap();
-        (consumer, seen)
+        start_recording(cfg, &ns, "Bcast", instance)
     };
     let (a, seen_a) = start("bc_a");
     let (b, seen_b) = start("bc_b");
@@ -362,17 +356,7 @@ fn consume_from_timestamp_starts_at_the_first_message_after_it() {
     let mut cfg = PushConsumerConfig::new("cg_stamp");
     cfg.consume_from_where = ConsumeFromWhere::Timestamp;
     cfg.consume_timestamp = t;
-    let consumer = PushConsumer::new(cfg, quick_client(&ns_addr, "c_stamp"));
-    consumer.subscribe("Stamp", "*").unwrap();
-    let seen: Seen = Arc::default();
-    let sink = seen.clone();
-    consumer.register_message_listener(MessageListener::concurrently(
-        move |msgs: &[rmq::common::message::MessageExt], _: &mut _| {
-            sink.lock().extend(msgs.iter().cloned());
-            ConsumeConcurrentlyStatus::ConsumeSuccess
-        },
-    ));
-    consumer.start().unwrap();
+    let (consumer, seen) = start_recording(cfg, &ns_addr, "Stamp", "c_stamp");
     assert!(wait::until(Duration::from_secs(20), || seen.lock().len() >= 8));
     std::thread::sleep(Duration::from_millis(300));
     consumer.shutdown();

@@ -509,14 +509,20 @@ pub struct OffsetWrapper {
     pub last_timestamp: i64,
 }
 
-/// GET_TOPIC_STATS_INFO body (RocketMQ: TopicStatsTable), queues in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TopicStatsTable {
-    pub offset_table: Vec<(MessageQueue, TopicOffset)>,
+/// A table keyed by queue in fastjson's form,
+/// `{"offsetTable":{{mq}:value,...}}`, queues in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqTable<V> {
+    pub offset_table: Vec<(MessageQueue, V)>,
 }
 
-impl TopicStatsTable {
-    /// fastjson's form: `{"offsetTable":{{mq}:{offsets},...}}`.
+impl<V> Default for MqTable<V> {
+    fn default() -> Self {
+        MqTable { offset_table: Vec::new() }
+    }
+}
+
+impl<V: Serialize + serde::de::DeserializeOwned> MqTable<V> {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = b"{\"offsetTable\":".to_vec();
         out.extend_from_slice(&encode_mq_map(&self.offset_table));
@@ -526,7 +532,7 @@ impl TopicStatsTable {
 
     /// Reads fastjson's form (and the same with standard-JSON values).
     pub fn decode(body: &[u8]) -> Result<Self, String> {
-        let mut t = TopicStatsTable::default();
+        let mut t = MqTable::default();
         for (key, value) in mq_json::object(body)? {
             if key == "offsetTable" {
                 t.offset_table = mq_json::mq_map(&value)?;
@@ -535,33 +541,14 @@ impl TopicStatsTable {
         Ok(t)
     }
 }
+
+/// GET_TOPIC_STATS_INFO body (RocketMQ: TopicStatsTable).
+pub type TopicStatsTable = MqTable<TopicOffset>;
 
 /// Offsets by queue: the RESET_CONSUMER_CLIENT_OFFSET body (RocketMQ:
 /// ResetOffsetBody) and a broadcasting consumer's `offsets.json` (RocketMQ:
-/// OffsetSerializeWrapper), both `{"offsetTable":{{mq}:offset,...}}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OffsetTable {
-    pub offset_table: Vec<(MessageQueue, i64)>,
-}
-
-impl OffsetTable {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = b"{\"offsetTable\":".to_vec();
-        out.extend_from_slice(&encode_mq_map(&self.offset_table));
-        out.push(b'}');
-        out
-    }
-
-    pub fn decode(body: &[u8]) -> Result<Self, String> {
-        let mut t = OffsetTable::default();
-        for (key, value) in mq_json::object(body)? {
-            if key == "offsetTable" {
-                t.offset_table = mq_json::mq_map(&value)?;
-            }
-        }
-        Ok(t)
-    }
-}
+/// OffsetSerializeWrapper).
+pub type OffsetTable = MqTable<i64>;
 
 /// One queue's ProcessQueue in a consumer's running info (RocketMQ: ProcessQueueInfo).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

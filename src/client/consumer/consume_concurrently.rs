@@ -14,7 +14,7 @@ use crate::client::consumer::process_queue::ProcessQueue;
 use crate::client::consumer::push::PushInner;
 use crate::client::consumer::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeDirectlyResult, ConsumeDirectlyStatus,
-    MessageListenerConcurrently, MessageModel, call_listener,
+    MessageListenerConcurrently, MessageModel, call_listener, consume_directly,
 };
 use crate::common::message::MessageExt;
 use crate::common::{ScheduledExecutor, ThreadPool};
@@ -99,21 +99,10 @@ impl ConcurrentlyService {
     pub(crate) fn consume_directly(&self, msgs: &[MessageExt], mq: MessageQueue) -> ConsumeDirectlyResult {
         let mut ctx =
             ConsumeConcurrentlyContext { message_queue: mq, delay_level_when_next_consume: 0, ack_index: i32::MAX };
-        let started = Instant::now();
-        let status =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.listener.consume_message(msgs, &mut ctx)));
-        let (status, remark) = match status {
-            Ok(ConsumeConcurrentlyStatus::ConsumeSuccess) => (ConsumeDirectlyStatus::Success, String::new()),
-            Ok(ConsumeConcurrentlyStatus::ReconsumeLater) => (ConsumeDirectlyStatus::Later, String::new()),
-            Err(_) => (ConsumeDirectlyStatus::Error, "the listener panicked".to_string()),
-        };
-        ConsumeDirectlyResult {
-            order: false,
-            auto_commit: true,
-            status,
-            remark,
-            spent_time_mills: started.elapsed().as_millis() as i64,
-        }
+        consume_directly(false, || match self.listener.consume_message(msgs, &mut ctx) {
+            ConsumeConcurrentlyStatus::ConsumeSuccess => ConsumeDirectlyStatus::Success,
+            ConsumeConcurrentlyStatus::ReconsumeLater => ConsumeDirectlyStatus::Later,
+        })
     }
 
     /// Refuses new requests, lets running ones finish (up to `wait`), joins.

@@ -16,7 +16,7 @@ use crate::client::consumer::process_queue::{LOCK_RENEW_INTERVAL, ProcessQueue};
 use crate::client::consumer::push::{ConsumeService, PushInner};
 use crate::client::consumer::{
     ConsumeDirectlyResult, ConsumeDirectlyStatus, ConsumeOrderlyContext, ConsumeOrderlyStatus, MessageListenerOrderly,
-    MessageModel, call_listener,
+    MessageModel, call_listener, consume_directly,
 };
 use crate::common::message::{MessageExt, property};
 use crate::common::{ScheduledExecutor, ThreadPool};
@@ -104,21 +104,10 @@ impl OrderlyService {
 
     pub(crate) fn consume_directly(&self, msgs: &[MessageExt], mq: MessageQueue) -> ConsumeDirectlyResult {
         let mut ctx = ConsumeOrderlyContext { message_queue: mq, suspend_current_queue_time_millis: -1 };
-        let started = Instant::now();
-        let status =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.listener.consume_message(msgs, &mut ctx)));
-        let (status, remark) = match status {
-            Ok(ConsumeOrderlyStatus::Success) => (ConsumeDirectlyStatus::Success, String::new()),
-            Ok(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment) => (ConsumeDirectlyStatus::Later, String::new()),
-            Err(_) => (ConsumeDirectlyStatus::Error, "the listener panicked".to_string()),
-        };
-        ConsumeDirectlyResult {
-            order: true,
-            auto_commit: true,
-            status,
-            remark,
-            spent_time_mills: started.elapsed().as_millis() as i64,
-        }
+        consume_directly(true, || match self.listener.consume_message(msgs, &mut ctx) {
+            ConsumeOrderlyStatus::Success => ConsumeDirectlyStatus::Success,
+            ConsumeOrderlyStatus::SuspendCurrentQueueAMoment => ConsumeDirectlyStatus::Later,
+        })
     }
 
     pub(crate) fn shutdown(&self, wait: Duration) {

@@ -148,16 +148,7 @@ impl LitePullConsumer {
 
     /// Subscribes to `topic` with a TAG expression.
     pub fn subscribe(&self, topic: &str, expression: &str) -> Result<(), ClientError> {
-        let sd = SubscriptionData::build(topic, expression).map_err(ClientError::State)?;
-        let mut subs = self.subscriptions.lock();
-        subs.retain(|s| s.topic != topic);
-        subs.push(sd.clone());
-        if let Some(inner) = self.inner.lock().as_ref() {
-            inner.rebalance.subscriptions.write().insert(topic.to_string(), sd);
-            inner.instance.send_heartbeat_to_all_brokers();
-            inner.instance.rebalance_immediately();
-        }
-        Ok(())
+        crate::client::consumer::push::subscribe(&self.subscriptions, self.inner.lock().as_ref(), topic, expression)
     }
 
     pub fn start(&self) -> Result<(), ClientError> {

@@ -159,6 +159,23 @@ pub(crate) fn call_listener<T>(what: &str, failed: T, f: impl FnOnce() -> T) -> 
     }
 }
 
+/// Runs a listener for CONSUME_MESSAGE_DIRECTLY and reports its verdict
+/// and time; a panic is CR_THROW_EXCEPTION. Offsets are not touched.
+pub(crate) fn consume_directly(order: bool, f: impl FnOnce() -> ConsumeDirectlyStatus) -> ConsumeDirectlyResult {
+    let started = std::time::Instant::now();
+    let (status, remark) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(s) => (s, String::new()),
+        Err(_) => (ConsumeDirectlyStatus::Error, "the listener panicked".to_string()),
+    };
+    ConsumeDirectlyResult {
+        order,
+        auto_commit: true,
+        status,
+        remark,
+        spent_time_mills: started.elapsed().as_millis() as i64,
+    }
+}
+
 /// What the client instance needs from each consumer of a group (RocketMQ:
 /// MQConsumerInner): its heartbeat entry, rebalancing, offset persistence,
 /// and the requests brokers send about it.

@@ -51,6 +51,17 @@ fn update(table: &Mutex<HashMap<MessageQueue, i64>>, mq: &MessageQueue, offset: 
     }
 }
 
+/// `read_offset`'s answer when memory decides it: the offset held, or
+/// [`NO_OFFSET`] for memory-only reads; `None`: ask the store.
+fn from_memory(table: &Mutex<HashMap<MessageQueue, i64>>, mq: &MessageQueue, ty: ReadOffsetType) -> Option<i64> {
+    if ty != ReadOffsetType::Store
+        && let Some(o) = table.lock().get(mq)
+    {
+        return Some(*o);
+    }
+    (ty == ReadOffsetType::Memory).then_some(NO_OFFSET)
+}
+
 fn offsets_of(table: &Mutex<HashMap<MessageQueue, i64>>, topic: &str) -> HashMap<MessageQueue, i64> {
     table.lock().iter().filter(|(mq, _)| mq.topic == topic).map(|(mq, o)| (mq.clone(), *o)).collect()
 }
@@ -88,13 +99,8 @@ impl OffsetStore for RemoteBrokerOffsetStore {
     }
 
     fn read_offset(&self, mq: &MessageQueue, ty: ReadOffsetType) -> i64 {
-        if ty != ReadOffsetType::Store
-            && let Some(o) = self.table.lock().get(mq)
-        {
-            return *o;
-        }
-        if ty == ReadOffsetType::Memory {
-            return NO_OFFSET;
+        if let Some(o) = from_memory(&self.table, mq, ty) {
+            return o;
         }
         let asked = self
             .instance
@@ -177,13 +183,8 @@ impl OffsetStore for LocalFileOffsetStore {
     }
 
     fn read_offset(&self, mq: &MessageQueue, ty: ReadOffsetType) -> i64 {
-        if ty != ReadOffsetType::Store
-            && let Some(o) = self.table.lock().get(mq)
-        {
-            return *o;
-        }
-        if ty == ReadOffsetType::Memory {
-            return NO_OFFSET;
+        if let Some(o) = from_memory(&self.table, mq, ty) {
+            return o;
         }
         match self.read_file() {
             Ok(t) => match t.get(mq) {

@@ -191,8 +191,7 @@ impl PullConsumer {
         offset: i64,
         max_nums: i32,
     ) -> Result<PullResult, ClientError> {
-        let timeout = self.config.consumer_pull_timeout;
-        self.pull_impl(mq, expression, offset, max_nums, false, timeout)
+        self.pull_with_timeout(mq, expression, offset, max_nums, self.config.consumer_pull_timeout)
     }
 
     /// As [`PullConsumer::pull`] with a timeout of the caller's choice.

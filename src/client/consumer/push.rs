@@ -551,15 +551,7 @@ impl PushConsumer {
 
     /// Subscribes to `topic` with a TAG expression (`*`, or `TagA || TagB`).
     pub fn subscribe(&self, topic: &str, expression: &str) -> Result<(), ClientError> {
-        let sd = SubscriptionData::build(topic, expression).map_err(ClientError::State)?;
-        let mut subs = self.subscriptions.lock();
-        subs.retain(|s| s.topic != topic);
-        subs.push(sd.clone());
-        if let Some(inner) = self.inner.lock().as_ref() {
-            inner.rebalance.subscriptions.write().insert(topic.to_string(), sd);
-            inner.instance.send_heartbeat_to_all_brokers();
-        }
-        Ok(())
+        subscribe(&self.subscriptions, self.inner.lock().as_ref(), topic, expression)
     }
 
     /// Sets the listener; its kind (concurrently or orderly) picks the
@@ -662,6 +654,26 @@ impl PushConsumer {
         }
         *state = ServiceState::ShutdownAlready;
     }
+}
+
+/// Adds or replaces the subscription to `topic`; a running consumer
+/// announces it and rebalances at once.
+pub(crate) fn subscribe(
+    subs: &Mutex<Vec<SubscriptionData>>,
+    running: Option<&Arc<PushInner>>,
+    topic: &str,
+    expression: &str,
+) -> Result<(), ClientError> {
+    let sd = SubscriptionData::build(topic, expression).map_err(ClientError::State)?;
+    let mut subs = subs.lock();
+    subs.retain(|s| s.topic != topic);
+    subs.push(sd.clone());
+    if let Some(inner) = running {
+        inner.rebalance.subscriptions.write().insert(topic.to_string(), sd);
+        inner.instance.send_heartbeat_to_all_brokers();
+        inner.instance.rebalance_immediately();
+    }
+    Ok(())
 }
 
 /// Builds, starts and registers a consumer fed by long-polling pulls: the
