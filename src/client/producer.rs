@@ -276,16 +276,23 @@ impl Producer {
                 Ok((status, h)) => return Ok((mq, status, h)),
                 Err(e) => {
                     log::warn!("send to {} failed: {e}", mq.broker_name);
-                    let retry = retryable(&e);
+                    if !retryable(&e) {
+                        return Err(e);
+                    }
                     last_failed = Some(mq.broker_name);
                     last_error = Some(e);
-                    if !retry {
-                        break;
-                    }
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| ClientError::State("send timed out".into())))
+        if deadline.passed() {
+            // Out of time, whichever try it was in (RocketMQ: "sendDefaultImpl call timeout").
+            let addr = last_failed.and_then(|b| inst.master_addr(&b)).unwrap_or_default();
+            return Err(ClientError::Remoting(crate::remoting::RemotingError::Timeout {
+                addr,
+                timeout: self.config.send_msg_timeout,
+            }));
+        }
+        Err(last_error.unwrap_or_else(|| ClientError::State("send failed before any try".into())))
     }
 
     /// Where to send for `mq`: its broker's master (VIP port when enabled).

@@ -50,7 +50,8 @@ impl PullMessageService {
                 let Some(inst) = instance.upgrade() else { break };
                 match inst.select_consumer(&req.consumer_group) {
                     Some(c) => c.pull_message(req),
-                    None => log::warn!("no consumer of group {} for {req:?}", req.consumer_group),
+                    // The consumer shut down after this request was queued.
+                    None => log::debug!("no consumer of group {} for {req:?}", req.consumer_group),
                 }
             }
         })?;
