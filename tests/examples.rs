@@ -4,9 +4,15 @@
 
 mod support;
 
+#[path = "../examples/batch.rs"]
+#[allow(dead_code)]
+mod batch;
 #[path = "../examples/broadcasting.rs"]
 #[allow(dead_code)]
 mod broadcasting;
+#[path = "../examples/delay.rs"]
+#[allow(dead_code)]
+mod delay;
 #[path = "../examples/ordered.rs"]
 #[allow(dead_code)]
 mod ordered;
@@ -16,17 +22,48 @@ mod quickstart_consumer;
 #[path = "../examples/quickstart_producer.rs"]
 #[allow(dead_code)]
 mod quickstart_producer;
+#[path = "../examples/tag_filter.rs"]
+#[allow(dead_code)]
+mod tag_filter;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use rmq::broker::processor::pull_flag;
+use rmq::common::message::{self, Message, MessageExt};
 use rmq::common::wait;
+use rmq::remoting::RemotingCommand;
 use rmq::remoting::body::OffsetTable;
+use rmq::remoting::code::{request, response};
+use rmq::remoting::headers::PullMessageRequestHeader;
 use support::cluster::Cluster;
 
 /// How long a test waits for offsets to reach the broker (sent every 5 s
 /// and at shutdown, oneway).
 const OFFSETS: Duration = Duration::from_secs(10);
+
+/// `n` stored messages of `topic`'s queue `queue_id` from `offset`, read
+/// straight from the broker.
+fn stored(c: &Cluster, topic: &str, queue_id: i32, offset: i64, n: usize) -> Vec<MessageExt> {
+    let mut msgs: Vec<MessageExt> = Vec::new();
+    while msgs.len() < n {
+        let h = PullMessageRequestHeader {
+            consumer_group: "examples_reader".into(),
+            topic: topic.into(),
+            queue_id,
+            queue_offset: offset + msgs.len() as i64,
+            max_msg_nums: (n - msgs.len()) as i32,
+            sys_flag: pull_flag::SUBSCRIPTION,
+            subscription: Some("*".into()),
+            expression_type: Some("TAG".into()),
+            ..Default::default()
+        };
+        let r = c.call(RemotingCommand::request_with(request::PULL_MESSAGE, &h));
+        assert_eq!(r.code, response::SUCCESS, "pull {topic}-{queue_id} at {}: {:?}", h.queue_offset, r.remark);
+        msgs.extend(message::decode_all(&r.body.bytes(), true).unwrap());
+    }
+    msgs
+}
 
 /// The offsets `group` committed on the broker for `topic`, by queue.
 fn committed(c: &Cluster, group: &str, topic: &str) -> BTreeMap<i32, i64> {
@@ -93,4 +130,70 @@ fn broadcasting_gives_every_message_to_both_consumers_with_offsets_in_local_file
         assert_eq!(total, broadcasting::MESSAGES as i64, "{}: {:?}", file.display(), table.offset_table);
     }
     assert!(committed(&c, broadcasting::CONSUMER_GROUP, broadcasting::TOPIC).is_empty(), "none on the broker");
+}
+
+#[test]
+fn batch_splits_by_size_and_each_batch_is_stored_together() {
+    let c = Cluster::start();
+    let results = batch::run(&c.ns_addr()).unwrap();
+    assert!(results.len() >= 2, "{} messages of 1 KiB need more than one 64 KiB batch", batch::MESSAGES);
+    let mut total = 0;
+    for r in &results {
+        let ids: Vec<&str> = r.msg_id.split(',').collect();
+        total += ids.len();
+        let msgs = stored(&c, batch::TOPIC, r.queue.queue_id, r.queue_offset, ids.len());
+        for (i, (m, id)) in msgs.iter().zip(&ids).enumerate() {
+            assert_eq!(m.message.unique_key(), Some(*id), "message {i} of the batch");
+            assert_eq!(m.queue_offset, r.queue_offset + i as i64, "consecutive queue offsets");
+        }
+        for pair in msgs.windows(2) {
+            let end = pair[0].commit_log_offset + pair[0].store_size as i64;
+            assert_eq!(pair[1].commit_log_offset, end, "side by side in the CommitLog");
+        }
+    }
+    assert_eq!(total, batch::MESSAGES);
+}
+
+#[test]
+fn batch_splitting_keeps_order_and_the_limit() {
+    let msgs: Vec<Message> = (0..50).map(|i| Message::new("T", vec![b'x'; 10 * i + 1])).collect();
+    let batches = batch::split_by_size(msgs.clone(), 1000);
+    assert!(batches.len() > 1);
+    for b in &batches {
+        let size: usize = b.iter().map(batch::batch_size).sum();
+        assert!(size <= 1000 || b.len() == 1, "{size} bytes in {} messages", b.len());
+    }
+    assert_eq!(batches.concat(), msgs, "every message, in order");
+    let alone = batch::split_by_size(vec![Message::new("T", vec![b'x'; 2000])], 1000);
+    assert_eq!(alone.len(), 1, "a message over the limit goes alone");
+    assert!(batch::split_by_size(Vec::new(), 1000).is_empty());
+}
+
+#[test]
+fn delay_level_1_arrives_no_earlier_than_1_s() {
+    let c = Cluster::start();
+    let o = delay::run(&c.ns_addr(), 1).unwrap();
+    let delay = delay::level_delay(1).unwrap();
+    assert_eq!(delay, Duration::from_secs(1));
+    assert!(o.stored_after >= delay, "stored {:?} after it was born", o.stored_after);
+    assert!(o.waited >= delay, "arrived {:?} after the send", o.waited);
+    assert!(o.waited < delay + Duration::from_secs(15), "but not much later: {:?}", o.waited);
+    assert_eq!(delay::level_delay(2), Some(Duration::from_secs(5)));
+    assert_eq!(delay::level_delay(0), None);
+    assert_eq!(delay::level_delay(19), None);
+}
+
+#[test]
+fn tag_filter_delivers_only_the_subscribed_tags() {
+    let c = Cluster::start();
+    let o = tag_filter::run(&c.ns_addr()).unwrap();
+    assert_eq!(o.sent.len(), tag_filter::TAGS.len() * tag_filter::ROUNDS);
+    let wanted: BTreeMap<String, String> = o
+        .sent
+        .iter()
+        .filter(|(_, tag)| *tag == "TagA" || *tag == "TagC")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(wanted.len(), 2 * tag_filter::ROUNDS);
+    assert_eq!(o.received, wanted);
 }
