@@ -13,9 +13,15 @@ mod broadcasting;
 #[path = "../examples/delay.rs"]
 #[allow(dead_code)]
 mod delay;
+#[path = "../examples/lite_pull_consumer.rs"]
+#[allow(dead_code)]
+mod lite_pull_consumer;
 #[path = "../examples/ordered.rs"]
 #[allow(dead_code)]
 mod ordered;
+#[path = "../examples/pull_consumer.rs"]
+#[allow(dead_code)]
+mod pull_consumer;
 #[path = "../examples/quickstart_consumer.rs"]
 #[allow(dead_code)]
 mod quickstart_consumer;
@@ -68,6 +74,15 @@ fn stored(c: &Cluster, topic: &str, queue_id: i32, offset: i64, n: usize) -> Vec
 /// The offsets `group` committed on the broker for `topic`, by queue.
 fn committed(c: &Cluster, group: &str, topic: &str) -> BTreeMap<i32, i64> {
     c.broker.shared().offsets.query_all(group, topic).into_iter().collect()
+}
+
+/// How many messages of `sent` (message id -> queue id) went to each queue.
+fn per_queue(sent: &BTreeMap<String, i32>) -> BTreeMap<i32, i64> {
+    let mut counts = BTreeMap::new();
+    for q in sent.values() {
+        *counts.entry(*q).or_insert(0) += 1;
+    }
+    counts
 }
 
 #[test]
@@ -196,4 +211,51 @@ fn tag_filter_delivers_only_the_subscribed_tags() {
         .collect();
     assert_eq!(wanted.len(), 2 * tag_filter::ROUNDS);
     assert_eq!(o.received, wanted);
+}
+
+#[test]
+fn pull_consumer_reads_from_the_stored_offsets_and_stores_new_ones() {
+    let c = Cluster::start();
+    let group = pull_consumer::CONSUMER_GROUP;
+    let topic = pull_consumer::TOPIC;
+    let first = pull_consumer::run(&c.ns_addr(), 20).unwrap();
+    let sent: BTreeSet<&String> = first.sent.keys().collect();
+    assert_eq!(sent.len(), 20);
+    assert_eq!(first.read.iter().collect::<BTreeSet<_>>(), sent, "every message");
+    assert_eq!(first.read.len(), 20, "each once");
+    let ends = per_queue(&first.sent);
+    for (q, offset) in &first.offsets {
+        assert_eq!(*offset, ends.get(q).copied().unwrap_or(0), "queue {q} read to its end");
+    }
+    let stored_on_broker = |expected: &BTreeMap<i32, i64>| {
+        let expected: BTreeMap<i32, i64> = expected.iter().filter(|(_, o)| **o > 0).map(|(q, o)| (*q, *o)).collect();
+        wait::until(OFFSETS, || committed(&c, group, topic) == expected)
+    };
+    assert!(stored_on_broker(&first.offsets), "{:?} vs {:?}", committed(&c, group, topic), first.offsets);
+
+    let second = pull_consumer::run(&c.ns_addr(), 8).unwrap();
+    let sent: BTreeSet<&String> = second.sent.keys().collect();
+    assert_eq!(second.read.iter().collect::<BTreeSet<_>>(), sent, "only the new messages");
+    assert_eq!(second.read.len(), 8);
+    let added = per_queue(&second.sent);
+    for (q, offset) in &second.offsets {
+        let expected = first.offsets.get(q).copied().unwrap_or(0) + added.get(q).copied().unwrap_or(0);
+        assert_eq!(*offset, expected, "queue {q}");
+    }
+    assert!(stored_on_broker(&second.offsets), "{:?} vs {:?}", committed(&c, group, topic), second.offsets);
+}
+
+#[test]
+fn lite_pull_consumer_polls_every_message_and_commits() {
+    let c = Cluster::start();
+    let o = lite_pull_consumer::run(&c.ns_addr(), 20).unwrap();
+    assert_eq!(o.sent.len(), 20);
+    assert_eq!(o.polled, o.sent);
+    let group = lite_pull_consumer::CONSUMER_GROUP;
+    let topic = lite_pull_consumer::TOPIC;
+    assert!(
+        wait::until(OFFSETS, || committed(&c, group, topic).values().sum::<i64>() == 20),
+        "{:?}",
+        committed(&c, group, topic)
+    );
 }
