@@ -277,8 +277,6 @@ fn each_failure_comes_as_its_client_error_variant() {
     }
     let (what, e) = got[3];
     assert!(matches!(e, ClientError::Remoting(RemotingError::Connect { .. })), "{what}: {e:?}");
-    // Now and then State("send timed out") instead, a client bug: see
-    // a_send_that_runs_out_of_time_is_always_a_timeout.
     let (what, e) = got[4];
     assert!(matches!(e, ClientError::Remoting(RemotingError::Timeout { .. })), "{what}: {e:?}");
     for (_, e) in got {
@@ -288,8 +286,6 @@ fn each_failure_comes_as_its_client_error_variant() {
 }
 
 #[test]
-#[ignore = "client bug: a send that runs out of time before its first answer is reported as \
-            Remoting(Connect { reason: \"no time left to connect\" }) or State(\"send timed out\")"]
 fn a_send_that_runs_out_of_time_is_always_a_timeout() {
     let c = Cluster::start();
     let send = |instance: &str, timeout: Duration| {
