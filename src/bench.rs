@@ -255,6 +255,10 @@ pub struct Summary {
     /// Consumer with `--prefill`: whether all of that backlog was consumed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drained: Option<bool>,
+    /// Consumer with `skip_older`: messages sent before it started, left
+    /// out of every figure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<u64>,
 }
 
 impl Summary {
@@ -279,6 +283,7 @@ impl Summary {
             prefill: None,
             prefill_tps: None,
             drained: None,
+            skipped: None,
         }
     }
 
@@ -291,7 +296,10 @@ impl Summary {
             self.role, self.total, self.elapsed_secs, self.tps, self.failures, l.avg, l.p50, l.p99, l.p999, l.max
         );
         if let (Some(n), Some(d)) = (self.prefill, self.drained) {
-            s.push_str(&format!("; prefill {n} ({}), drained: {d}", self.prefill_tps.unwrap_or(0.0)));
+            s.push_str(&format!("; prefill {n} ({} msgs/s), drained: {d}", self.prefill_tps.unwrap_or(0.0)));
+        }
+        if let Some(n) = self.skipped.filter(|n| *n > 0) {
+            s.push_str(&format!("; {n} messages sent before the start left out"));
         }
         s
     }
@@ -372,6 +380,11 @@ pub struct ConsumerBench {
     pub prefill: u64,
     /// Body size of the prefill messages.
     pub size: usize,
+    /// Leave out messages sent before the consumer started: a group without
+    /// committed offsets starts at a queue's first message while the broker
+    /// still holds it, whatever `from` says (as in Apache), and such a
+    /// backlog would swamp the figures of a run meant to see new messages.
+    pub skip_older: bool,
 }
 
 fn client_config(namesrv: &str) -> ClientConfig {
@@ -546,13 +559,21 @@ pub fn run_consumer(cfg: &ConsumerBench, stop: Arc<Signal>, out: &mut dyn Write)
     let recorder = Arc::new(Recorder::new(threads));
     let drained_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let marked = Arc::new(AtomicU64::new(0));
+    let skipped = Arc::new(AtomicU64::new(0));
+    let start_ns = epoch_nanos();
     let listener = {
-        let (recorder, drained_at, marked, stop, run_id) =
-            (recorder.clone(), drained_at.clone(), marked.clone(), stop.clone(), run_id.clone());
+        let (recorder, drained_at, marked, skipped, stop, run_id) =
+            (recorder.clone(), drained_at.clone(), marked.clone(), skipped.clone(), stop.clone(), run_id.clone());
+        let skip_older = cfg.skip_older;
         move |msgs: &[MessageExt], _: &mut ConsumeConcurrentlyContext| {
             let now_ns = epoch_nanos();
             for m in msgs {
-                recorder.record(latency_ns(m, now_ns));
+                let sent = sent_ns(m);
+                if skip_older && sent < start_ns {
+                    skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                recorder.record(now_ns.saturating_sub(sent));
                 if m.reconsume_times > 0 {
                     recorder.fail(None);
                 }
@@ -600,15 +621,18 @@ pub fn run_consumer(cfg: &ConsumerBench, stop: Arc<Signal>, out: &mut dyn Write)
         s.prefill_tps = Some(tps);
         s.drained = Some(drained.is_some());
     }
+    if cfg.skip_older {
+        s.skipped = Some(skipped.load(Ordering::Relaxed));
+    }
     Ok(s)
 }
 
-/// End-to-end latency of `m` consumed at `now_ns`: from the bench's send
-/// stamp when present, else from the born timestamp (millisecond precision).
-fn latency_ns(m: &MessageExt, now_ns: u64) -> u64 {
+/// When `m` was sent, in nanoseconds since the epoch: the bench's send
+/// stamp when present, else the born timestamp (millisecond precision).
+fn sent_ns(m: &MessageExt) -> u64 {
     match m.property(SEND_NS_PROPERTY).and_then(|v| v.parse::<u64>().ok()) {
-        Some(sent) => now_ns.saturating_sub(sent),
-        None => now_ns.saturating_sub(u64::try_from(m.born_timestamp).unwrap_or(0).saturating_mul(1_000_000)),
+        Some(sent) => sent,
+        None => u64::try_from(m.born_timestamp).unwrap_or(0).saturating_mul(1_000_000),
     }
 }
 

@@ -3,7 +3,8 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Output, Stdio};
 
 use support::cluster::Cluster;
 
@@ -94,16 +95,55 @@ fn consume_times_out_and_produce_fails_without_a_name_server() {
 }
 
 #[test]
-fn bench_producer_reports_every_second_and_a_json_summary() {
+fn bench_producer_and_consumer_side_by_side() {
     let c = Cluster::start();
+    // The topic exists before the consumer subscribes; its one message is
+    // older than the consumer bench, which leaves it out.
+    ok(rmq(&c, &["produce", "-t", "BenchT"]), "produce");
+    let mut consumer = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args([
+            "bench",
+            "consumer",
+            "-t",
+            "BenchT",
+            "-g",
+            "bench_g",
+            "-w",
+            "4",
+            "-d",
+            "7",
+            "--json",
+            "-n",
+            &c.ns_addr(),
+        ])
+        .env("RMQ_THREADS_DIR", c.dir.path().join("threads"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut consumer_out = BufReader::new(consumer.stdout.take().unwrap());
+    let mut first = String::new();
+    consumer_out.read_line(&mut first).unwrap();
+    assert!(first.starts_with("Consume TPS: "), "{first}");
+
     let out = ok(rmq(&c, &["bench", "producer", "-t", "BenchT", "-d", "2", "-w", "4", "-s", "100", "--json"]), "bench");
     assert!(out.lines().filter(|l| l.starts_with("Send TPS: ")).count() >= 1, "{out}");
-    let s = json_line(&out);
-    assert_eq!(s["role"], "producer");
-    assert!(s["total"].as_u64().unwrap() > 0, "{s}");
-    assert_eq!(s["failures"], 0, "{s}");
-    assert!(s["latency_ms"]["p99"].as_f64().unwrap() > 0.0, "{s}");
-    assert!(s["latency_ms"]["max"].as_f64() >= s["latency_ms"]["p50"].as_f64(), "{s}");
+    let p = json_line(&out);
+    assert_eq!(p["role"], "producer");
+    let sent = p["total"].as_u64().unwrap();
+    assert!(sent > 0, "{p}");
+    assert_eq!(p["failures"], 0, "{p}");
+    assert!(p["latency_ms"]["p99"].as_f64().unwrap() > 0.0, "{p}");
+    assert!(p["latency_ms"]["max"].as_f64() >= p["latency_ms"]["p50"].as_f64(), "{p}");
+
+    let mut rest = String::new();
+    consumer_out.read_to_string(&mut rest).unwrap();
+    assert!(consumer.wait().unwrap().success(), "{rest}");
+    let s = json_line(&rest);
+    assert_eq!(s["role"], "consumer");
+    assert_eq!(s["total"], sent, "every bench message consumed once: {s}");
+    assert_eq!(s["skipped"], 1, "the message from before the start is left out: {s}");
+    let e2e = &s["latency_ms"];
+    assert!(e2e["p50"].as_f64().unwrap() > 0.0 && e2e["max"].as_f64().unwrap() < 5000.0, "{s}");
 }
 
 #[test]

@@ -224,7 +224,8 @@ struct BenchConsumerArgs {
     #[arg(short = 'd', long)]
     duration: Option<u64>,
     /// Where a group without a committed offset starts (default: last, or
-    /// first with --prefill).
+    /// first with --prefill). With last, messages sent before the start are
+    /// left out of the figures (a new group may still be handed them).
     #[arg(long, value_enum)]
     from: Option<BenchFrom>,
     /// First send this many messages (batches from 8 threads), then measure
@@ -741,6 +742,7 @@ fn bench(cmd: BenchCommand) -> Result<(), String> {
                 },
                 prefill: a.prefill,
                 size: a.size,
+                skip_older: from == BenchFrom::Last && a.prefill == 0,
             };
             (rmq::bench::run_consumer(&cfg, stop, &mut stdout)?, a.json)
         }
