@@ -94,6 +94,7 @@ struct ProduceArgs {
     /// Name servers, `;`-separated (else NAMESRV_ADDR, else 127.0.0.1:9876).
     #[arg(short = 'n', long)]
     namesrv: Option<String>,
+    /// The topic.
     #[arg(short = 't', long)]
     topic: String,
     /// The messages' tag.
@@ -132,6 +133,7 @@ struct ConsumeArgs {
     /// Name servers, `;`-separated (else NAMESRV_ADDR, else 127.0.0.1:9876).
     #[arg(short = 'n', long)]
     namesrv: Option<String>,
+    /// The topic.
     #[arg(short = 't', long)]
     topic: String,
     /// Consumer group (its committed offsets win over --from).
@@ -174,6 +176,7 @@ struct BenchProducerArgs {
     /// Name servers, `;`-separated (else NAMESRV_ADDR, else 127.0.0.1:9876).
     #[arg(short = 'n', long)]
     namesrv: Option<String>,
+    /// The topic (the broker creates BenchmarkTest with 1024 queues, as Apache's does).
     #[arg(short = 't', long, default_value = "BenchmarkTest")]
     topic: String,
     /// Sender threads.
@@ -208,6 +211,7 @@ struct BenchConsumerArgs {
     /// Name servers, `;`-separated (else NAMESRV_ADDR, else 127.0.0.1:9876).
     #[arg(short = 'n', long)]
     namesrv: Option<String>,
+    /// The topic (the broker creates BenchmarkTest with 1024 queues, as Apache's does).
     #[arg(short = 't', long, default_value = "BenchmarkTest")]
     topic: String,
     /// Consumer group.
