@@ -1,8 +1,20 @@
 //! `rmq`: the one command-line tool.
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rmq::client::config::ClientConfig;
+use rmq::client::consumer::{
+    ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumeOrderlyStatus, MessageListener, MessageModel, PushConsumer,
+    PushConsumerConfig,
+};
+use rmq::client::producer::{Producer, ProducerConfig, SendResult, SendStatus};
+use rmq::common::message::{Message, MessageExt};
+use rmq::common::wait::{Deadline, Signal};
 
 #[derive(Parser)]
 #[command(name = "rmq", version, about = "An Apache RocketMQ 4.x compatible messaging system")]
@@ -54,6 +66,179 @@ enum Command {
         /// Process id to dump.
         pid: u32,
     },
+    /// Send messages: one line per message, then a summary; exits non-zero
+    /// if any send failed.
+    Produce(ProduceArgs),
+    /// Consume messages with a push consumer and print one line per message.
+    Consume(ConsumeArgs),
+    /// Measure send or consume throughput and latency.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+/// How `rmq produce` sends.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SendMode {
+    /// Wait for each answer.
+    Sync,
+    /// Answers arrive in callbacks; the command waits for all of them.
+    Async,
+    /// No answer.
+    Oneway,
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    /// Name servers, `;`-separated (else NAMESRV_ADDR, else 127.0.0.1:9876).
+    #[arg(short = 'n', long)]
+    namesrv: Option<String>,
+    /// The topic.
+    #[arg(short = 't', long)]
+    topic: String,
+    /// The messages' tag.
+    #[arg(long)]
+    tag: Option<String>,
+    /// The messages' keys, space-separated.
+    #[arg(long)]
+    keys: Option<String>,
+    /// How many messages.
+    #[arg(short = 'c', long, default_value_t = 1)]
+    count: u64,
+    /// The body of every message (default: "Hello RocketMQ <index>").
+    #[arg(short = 'b', long, conflicts_with = "size")]
+    body: Option<String>,
+    /// A body of this many random letters instead.
+    #[arg(short = 's', long)]
+    size: Option<usize>,
+    #[arg(long, value_enum, default_value_t = SendMode::Sync)]
+    mode: SendMode,
+    /// Producer group.
+    #[arg(short = 'g', long, default_value = "rmq_cli_producer")]
+    group: String,
+}
+
+/// Where a consumer group without a committed offset starts.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StartFrom {
+    First,
+    Last,
+    /// At the first message stored at or after --timestamp.
+    Timestamp,
+}
+
+#[derive(Args)]
+struct ConsumeArgs {
+    /// Name servers, `;`-separated (else NAMESRV_ADDR, else 127.0.0.1:9876).
+    #[arg(short = 'n', long)]
+    namesrv: Option<String>,
+    /// The topic.
+    #[arg(short = 't', long)]
+    topic: String,
+    /// Consumer group (its committed offsets win over --from).
+    #[arg(short = 'g', long, default_value = "rmq_cli_consumer")]
+    group: String,
+    /// Tag expression: `*` or `TagA || TagB`.
+    #[arg(short = 'e', long, default_value = "*")]
+    expression: String,
+    /// Consume each queue in order (queue locks on the broker).
+    #[arg(long)]
+    orderly: bool,
+    /// Every consumer of the group gets every message (offsets kept locally).
+    #[arg(long)]
+    broadcast: bool,
+    /// Exit after this many messages (default: run until SIGINT or SIGTERM).
+    #[arg(short = 'c', long)]
+    count: Option<u64>,
+    /// Where a group without a committed offset starts.
+    #[arg(long, value_enum, default_value_t = StartFrom::Last)]
+    from: StartFrom,
+    /// With --from timestamp: milliseconds since the epoch.
+    #[arg(long, required_if_eq("from", "timestamp"))]
+    timestamp: Option<i64>,
+    /// Give up after this many seconds: non-zero exit if --count was not reached.
+    #[arg(long)]
+    timeout: Option<u64>,
+}
+
+/// `rmq bench` commands (RocketMQ: the example benchmark Producer and Consumer).
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Sender threads each sending synchronously in a loop.
+    Producer(BenchProducerArgs),
+    /// A push consumer; end-to-end latency from the producer bench's send stamps.
+    Consumer(BenchConsumerArgs),
+}
+
+#[derive(Args)]
+struct BenchProducerArgs {
+    /// Name servers, `;`-separated (else NAMESRV_ADDR, else 127.0.0.1:9876).
+    #[arg(short = 'n', long)]
+    namesrv: Option<String>,
+    /// The topic (the broker creates BenchmarkTest with 1024 queues, as Apache's does).
+    #[arg(short = 't', long, default_value = "BenchmarkTest")]
+    topic: String,
+    /// Sender threads.
+    #[arg(short = 'w', long, default_value_t = 32)]
+    threads: usize,
+    /// Body size in bytes.
+    #[arg(short = 's', long, default_value_t = 1024)]
+    size: usize,
+    /// Seconds to run; 0: until SIGINT or SIGTERM.
+    #[arg(short = 'd', long, default_value_t = 10)]
+    duration: u64,
+    /// Messages per second over all threads; 0: as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Producer group.
+    #[arg(short = 'g', long, default_value = "benchmark_producer")]
+    group: String,
+    /// Print the final summary as one JSON object line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where the consumer bench's group starts when it has no committed offset.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchFrom {
+    First,
+    Last,
+}
+
+#[derive(Args)]
+struct BenchConsumerArgs {
+    /// Name servers, `;`-separated (else NAMESRV_ADDR, else 127.0.0.1:9876).
+    #[arg(short = 'n', long)]
+    namesrv: Option<String>,
+    /// The topic (the broker creates BenchmarkTest with 1024 queues, as Apache's does).
+    #[arg(short = 't', long, default_value = "BenchmarkTest")]
+    topic: String,
+    /// Consumer group.
+    #[arg(short = 'g', long, default_value = "benchmark_consumer")]
+    group: String,
+    /// Consume threads.
+    #[arg(short = 'w', long, default_value_t = 20)]
+    threads: usize,
+    /// Body size of the --prefill messages.
+    #[arg(short = 's', long, default_value_t = 1024)]
+    size: usize,
+    /// Seconds to run; 0: until SIGINT or SIGTERM. Default 10, or with
+    /// --prefill until the backlog is consumed.
+    #[arg(short = 'd', long)]
+    duration: Option<u64>,
+    /// Where a group without a committed offset starts (default: last, or
+    /// first with --prefill). With last, messages sent before the start are
+    /// left out of the figures (a new group may still be handed them).
+    #[arg(long, value_enum)]
+    from: Option<BenchFrom>,
+    /// First send this many messages (batches from 8 threads), then measure
+    /// how fast the consumer drains them.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
+    /// Print the final summary as one JSON object line.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `rmq admin` commands (RocketMQ: mqadmin sub-commands).
@@ -217,8 +402,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Servers log their progress; one-shot commands only problems.
     let level = match cli.command {
-        Command::Admin { .. } | Command::Threads { .. } => "warn",
+        Command::Admin { .. }
+        | Command::Threads { .. }
+        | Command::Produce(_)
+        | Command::Consume(_)
+        | Command::Bench { .. } => "warn",
         _ => "info",
+    };
+    // `rmq consume` leaves a listener call held on purpose (see `consume`);
+    // the pool's warning about it would only confuse.
+    let level = match cli.command {
+        Command::Consume(_) => "warn,rmq::common::pool=error",
+        _ => level,
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     match cli.command {
@@ -274,7 +469,290 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Produce(args) => exit_code("produce", produce(args)),
+        Command::Consume(args) => exit_code("consume", consume(args)),
+        Command::Bench { command } => exit_code("bench", bench(command)),
     }
+}
+
+/// Success, or the error on stderr and a failure exit.
+fn exit_code(command: &str, r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rmq {command}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a line to stdout; false when stdout is gone (e.g. a closed pipe),
+/// where `println!` would panic.
+fn out(line: &str) -> bool {
+    writeln!(std::io::stdout().lock(), "{line}").is_ok()
+}
+
+fn client_config(namesrv: &Option<String>) -> ClientConfig {
+    ClientConfig { namesrv_addr: Some(namesrv_of(namesrv)), ..Default::default() }
+}
+
+/// RocketMQ's name of a send status.
+fn status_name(s: SendStatus) -> &'static str {
+    match s {
+        SendStatus::SendOk => "SEND_OK",
+        SendStatus::FlushDiskTimeout => "FLUSH_DISK_TIMEOUT",
+        SendStatus::FlushSlaveTimeout => "FLUSH_SLAVE_TIMEOUT",
+        SendStatus::SlaveNotAvailable => "SLAVE_NOT_AVAILABLE",
+    }
+}
+
+/// One sent message's line.
+fn send_line(r: &SendResult) -> String {
+    format!(
+        "{} msgId={} offsetMsgId={} queue={}:{} queueOffset={}",
+        status_name(r.status),
+        r.msg_id,
+        r.offset_msg_id,
+        r.queue.broker_name,
+        r.queue.queue_id,
+        r.queue_offset
+    )
+}
+
+/// `rmq produce`: sends `count` messages and prints each result; an error
+/// when any send failed or did not end SEND_OK.
+fn produce(a: ProduceArgs) -> Result<(), String> {
+    let producer = Producer::new(ProducerConfig::new(&a.group), client_config(&a.namesrv));
+    producer.start().map_err(|e| format!("cannot start the producer: {e}"))?;
+    let fixed = a.body.map(bytes::Bytes::from).or_else(|| a.size.map(|n| rmq::bench::filled_body(n).into()));
+    let (tx, rx) = crossbeam_channel::unbounded::<bool>();
+    let begin = Instant::now();
+    let (mut ok, mut failed, mut pending) = (0u64, 0u64, 0u64);
+    for i in 0..a.count {
+        let body = fixed.clone().unwrap_or_else(|| format!("Hello RocketMQ {i}").into());
+        let mut msg = Message::new(a.topic.as_str(), body);
+        if let Some(t) = &a.tag {
+            msg.set_tags(t.as_str());
+        }
+        if let Some(k) = &a.keys {
+            msg.set_keys(k.split_whitespace());
+        }
+        let sent = match a.mode {
+            SendMode::Sync => producer.send(msg).map(|r| {
+                out(&send_line(&r));
+                r.status == SendStatus::SendOk
+            }),
+            SendMode::Async => {
+                let tx = tx.clone();
+                producer
+                    .send_async(msg, move |r| {
+                        let good = match r {
+                            Ok(r) => out(&send_line(&r)) && r.status == SendStatus::SendOk,
+                            Err(e) => {
+                                eprintln!("send failed: {e}");
+                                false
+                            }
+                        };
+                        let _ = tx.send(good);
+                    })
+                    .map(|()| {
+                        pending += 1;
+                        true
+                    })
+            }
+            SendMode::Oneway => producer.send_oneway(msg).map(|()| out("sent")),
+        };
+        match sent {
+            Ok(true) if a.mode != SendMode::Async => ok += 1,
+            Ok(true) => {}
+            Ok(false) => failed += 1,
+            Err(e) => {
+                eprintln!("send failed: {e}");
+                failed += 1;
+            }
+        }
+    }
+    // Every async send ends in its callback within the send timeout (3 s,
+    // retries included); the margin covers the timeout scan.
+    let deadline = Deadline::after(Duration::from_secs(30));
+    while pending > 0 {
+        match rx.recv_timeout(deadline.remaining()) {
+            Ok(good) if good => ok += 1,
+            Ok(_) => failed += 1,
+            Err(_) => break,
+        }
+        pending -= 1;
+    }
+    if pending > 0 {
+        eprintln!("{pending} async sends had no answer");
+        failed += pending;
+    }
+    producer.shutdown();
+    out(&format!("{} messages: {ok} ok, {failed} failed in {:.3} s", a.count, begin.elapsed().as_secs_f64()));
+    if failed > 0 { Err(format!("{failed} of {} sends failed", a.count)) } else { Ok(()) }
+}
+
+/// At most this much of a body is printed.
+const BODY_PRINT_LIMIT: usize = 200;
+
+/// One consumed message's line; the body as UTF-8 (invalid bytes replaced)
+/// with line breaks escaped, cut at [`BODY_PRINT_LIMIT`] bytes.
+fn message_line(m: &MessageExt) -> String {
+    let body = m.body();
+    let shown = &body[..body.len().min(BODY_PRINT_LIMIT)];
+    let mut text: String = String::from_utf8_lossy(shown)
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_control() => '?',
+            c => c,
+        })
+        .collect();
+    if body.len() > BODY_PRINT_LIMIT {
+        text.push_str(&format!("... ({} bytes)", body.len()));
+    }
+    format!(
+        "topic={} queueId={} queueOffset={} msgId={} offsetMsgId={} tags={} keys={} reconsumeTimes={} body={text}",
+        m.topic(),
+        m.queue_id,
+        m.queue_offset,
+        m.message.unique_key().unwrap_or(&m.msg_id),
+        m.msg_id,
+        m.tags().unwrap_or(""),
+        m.keys().unwrap_or(""),
+        m.reconsume_times,
+    )
+}
+
+/// How long `rmq consume` lets the listener call it holds (see [`consume`])
+/// keep the shutdown waiting.
+const HELD_CALL_WAIT: Duration = Duration::from_millis(300);
+
+/// `rmq consume`: prints each message (one consume thread, so lines come in
+/// queue order) until `count` were printed, the timeout passes, or a signal
+/// comes; then shuts the consumer down, which commits the offsets.
+///
+/// Exactly `count` messages are printed and acknowledged: a listener call
+/// that comes after the count is held, so its messages are never
+/// acknowledged unseen; the shutdown stops waiting for it after
+/// [`HELD_CALL_WAIT`] and commits the offsets below it, and the process
+/// exits with the call still held. The next consumer of the group gets
+/// those messages.
+fn consume(a: ConsumeArgs) -> Result<(), String> {
+    let stop = Arc::new(Signal::new());
+    stop_on_signal(stop.clone());
+    let mut cfg = PushConsumerConfig::new(&a.group);
+    cfg.message_model = if a.broadcast { MessageModel::Broadcasting } else { MessageModel::Clustering };
+    cfg.consume_from_where = match a.from {
+        StartFrom::First => ConsumeFromWhere::FirstOffset,
+        StartFrom::Last => ConsumeFromWhere::LastOffset,
+        StartFrom::Timestamp => ConsumeFromWhere::Timestamp,
+    };
+    if let Some(ts) = a.timestamp {
+        cfg.consume_timestamp = ts;
+    }
+    cfg.consume_thread_min = 1;
+    cfg.consume_message_batch_max_size = 1;
+    cfg.await_termination = HELD_CALL_WAIT;
+    let consumer = PushConsumer::new(cfg, client_config(&a.namesrv));
+    consumer.subscribe(&a.topic, &a.expression).map_err(|e| format!("cannot subscribe: {e}"))?;
+    let printed = Arc::new(AtomicU64::new(0));
+    let show = {
+        let (printed, stop, count) = (printed.clone(), stop.clone(), a.count);
+        move |msgs: &[MessageExt]| {
+            for m in msgs {
+                let n = match count {
+                    Some(c) => {
+                        match printed.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < c).then_some(n + 1)) {
+                            Ok(before) => before + 1,
+                            Err(_) => loop {
+                                // Past the count: held until the process exits.
+                                std::thread::park();
+                            },
+                        }
+                    }
+                    None => printed.fetch_add(1, Ordering::AcqRel) + 1,
+                };
+                if !out(&message_line(m)) || count == Some(n) {
+                    stop.set();
+                }
+            }
+        }
+    };
+    consumer.register_message_listener(if a.orderly {
+        MessageListener::orderly(move |msgs: &[MessageExt], _: &mut _| {
+            show(msgs);
+            ConsumeOrderlyStatus::Success
+        })
+    } else {
+        MessageListener::concurrently(move |msgs: &[MessageExt], _: &mut _| {
+            show(msgs);
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        })
+    });
+    consumer.start().map_err(|e| format!("cannot start the consumer: {e}"))?;
+    let deadline = a.timeout.map(|t| Deadline::after(Duration::from_secs(t)));
+    loop {
+        let wait = deadline.unwrap_or_else(|| Deadline::after(Duration::from_secs(3600)));
+        if stop.wait(wait) || deadline.is_some_and(|d| d.passed()) {
+            break;
+        }
+    }
+    consumer.shutdown();
+    let n = printed.load(Ordering::Acquire);
+    match a.count {
+        Some(c) if n < c && !stop.is_set() => {
+            Err(format!("timed out after {} s with {n} of {c} messages", a.timeout.unwrap_or(0)))
+        }
+        Some(c) if n < c => Err(format!("stopped with {n} of {c} messages")),
+        _ => Ok(()),
+    }
+}
+
+/// `rmq bench producer|consumer`: runs [`rmq::bench`] and prints its summary.
+fn bench(cmd: BenchCommand) -> Result<(), String> {
+    let stop = Arc::new(Signal::new());
+    stop_on_signal(stop.clone());
+    let mut stdout = std::io::stdout();
+    let secs = |d: u64| (d > 0).then(|| Duration::from_secs(d));
+    let (summary, json) = match cmd {
+        BenchCommand::Producer(a) => {
+            let cfg = rmq::bench::ProducerBench {
+                namesrv: namesrv_of(&a.namesrv),
+                topic: a.topic,
+                group: a.group,
+                threads: a.threads,
+                size: a.size,
+                duration: secs(a.duration),
+                rate: a.rate,
+            };
+            (rmq::bench::run_producer(&cfg, stop, &mut stdout)?, a.json)
+        }
+        BenchCommand::Consumer(a) => {
+            let from = a.from.unwrap_or(if a.prefill > 0 { BenchFrom::First } else { BenchFrom::Last });
+            let cfg = rmq::bench::ConsumerBench {
+                namesrv: namesrv_of(&a.namesrv),
+                topic: a.topic,
+                group: a.group,
+                threads: a.threads,
+                from: match from {
+                    BenchFrom::First => ConsumeFromWhere::FirstOffset,
+                    BenchFrom::Last => ConsumeFromWhere::LastOffset,
+                },
+                duration: match a.duration {
+                    Some(d) => secs(d),
+                    None if a.prefill > 0 => None,
+                    None => secs(10),
+                },
+                prefill: a.prefill,
+                size: a.size,
+                skip_older: from == BenchFrom::Last && a.prefill == 0,
+            };
+            (rmq::bench::run_consumer(&cfg, stop, &mut stdout)?, a.json)
+        }
+    };
+    out(&if json { summary.json() } else { summary.text() });
+    Ok(())
 }
 
 /// Starts a name server.
@@ -339,6 +817,34 @@ fn wait_for_signal() {
             std::process::exit(130);
         }
     });
+}
+
+/// Sets `stop` at the first SIGINT or SIGTERM, so a client command can shut
+/// down gracefully; a second signal exits at once. The `ShutdownHook` thread
+/// watches (as [`wait_for_signal`]'s does after the first signal).
+fn stop_on_signal(stop: Arc<Signal>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot watch for signals ({e}); stop with SIGKILL");
+            return;
+        }
+    };
+    let watching = rmq::common::thread::spawn("ShutdownHook", "process", move || {
+        let mut signals = signals.forever();
+        if let Some(sig) = signals.next() {
+            eprintln!("signal {sig}: shutting down (a second signal exits at once)");
+            stop.set();
+        }
+        if signals.next().is_some() {
+            eprintln!("second signal: exiting without a clean shutdown");
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = watching {
+        eprintln!("cannot watch for signals ({e}); stop with SIGKILL");
+    }
 }
 
 /// Loads broker.conf (if given) and the overrides, warns about unknown keys.
