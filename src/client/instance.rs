@@ -20,7 +20,7 @@ use crate::client::config::ClientConfig;
 use crate::client::consumer::ConsumerInner;
 use crate::client::consumer::pull_service::PullMessageService;
 use crate::common::{ScheduledExecutor, ServiceThread};
-use crate::remoting::body::{HeartbeatData, ProducerData, TopicRouteData};
+use crate::remoting::body::{HeartbeatData, MessageQueue, ProducerData, TopicRouteData, perm};
 use crate::remoting::code::{request, response};
 use crate::remoting::headers::{GetRouteInfoRequestHeader, UnregisterClientRequestHeader};
 use crate::remoting::json::{from_body, to_body};
@@ -75,6 +75,9 @@ pub struct ClientInstance {
     namesrv: Vec<String>,
     remoting: RemotingClient,
     routes: RwLock<HashMap<String, TopicRouteData>>,
+    /// Topic -> its writable queues, computed once per route update
+    /// (RocketMQ: TopicPublishInfo): sends read it without copying the route.
+    publish: RwLock<HashMap<String, Arc<[MessageQueue]>>>,
     /// Broker name -> broker id -> address.
     brokers: RwLock<HashMap<String, BTreeMap<i64, String>>>,
     producers: RwLock<BTreeSet<String>>,
@@ -112,6 +115,7 @@ impl ClientInstance {
             config: config.clone(),
             remoting,
             routes: RwLock::default(),
+            publish: RwLock::default(),
             brokers: RwLock::default(),
             producers: RwLock::default(),
             consumers: RwLock::default(),
@@ -317,6 +321,7 @@ impl ClientInstance {
                             b.insert(bd.broker_name.clone(), bd.broker_addrs.clone());
                         }
                     }
+                    self.publish.write().insert(topic.to_string(), queues_of(topic, &route).into());
                     self.routes.write().insert(topic.to_string(), route.clone());
                     return Ok(Some(route));
                 }
@@ -326,6 +331,11 @@ impl ClientInstance {
             }
         }
         Err(last.unwrap_or_else(|| ClientError::State("no name server address".into())))
+    }
+
+    /// The writable queues of `topic` from its cached route.
+    pub fn publish_queues(&self, topic: &str) -> Option<Arc<[MessageQueue]>> {
+        self.publish.read().get(topic).cloned()
     }
 
     /// The cached route of `topic`.
@@ -408,4 +418,15 @@ impl ClientInstance {
         *state = ServiceState::ShutdownAlready;
         INSTANCES.lock().remove(&self.client_id);
     }
+}
+
+/// The writable queues of a route, brokers in name order (RocketMQ:
+/// topicRouteData2TopicPublishInfo).
+pub fn queues_of(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
+    let mut qds = route.queue_datas.clone();
+    qds.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
+    qds.iter()
+        .filter(|q| perm::is_writeable(q.perm))
+        .flat_map(|q| (0..q.write_queue_nums).map(move |i| MessageQueue::new(topic, q.broker_name.clone(), i)))
+        .collect()
 }

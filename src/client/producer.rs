@@ -13,16 +13,19 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::client::config::ClientConfig;
-use crate::client::instance::{ClientError, ClientInstance, ServiceState};
+use crate::client::instance::{ClientError, ClientInstance, ServiceState, queues_of};
 use crate::client::latency::FaultStrategy;
 use crate::client::unique_id::create_unique_id;
 use crate::common::message::{Message, properties_to_string, property};
 use crate::common::time::now_millis;
 use crate::common::wait::Deadline;
 use crate::remoting::RemotingCommand;
-use crate::remoting::body::{MessageQueue, TopicRouteData, perm};
+use crate::remoting::body::MessageQueue;
 use crate::remoting::code::{request, response};
 use crate::remoting::headers::{SendMessageRequestHeaderV2, SendMessageResponseHeader};
+
+/// A topic's writable queues, shared (RocketMQ: TopicPublishInfo's list).
+type Queues = Arc<[MessageQueue]>;
 
 /// The topic new topics are created from (RocketMQ: TBW102).
 pub const DEFAULT_TOPIC: &str = "TBW102";
@@ -95,7 +98,7 @@ pub struct Producer {
     /// Topics not known yet, sent to through TBW102's route until the next
     /// route poll, so that every broker of TBW102 creates them (as Apache's
     /// topicPublishInfoTable keeps the default route).
-    default_routed: Mutex<HashMap<String, (Vec<MessageQueue>, Instant)>>,
+    default_routed: Mutex<HashMap<String, (Queues, Instant)>>,
 }
 
 /// Response codes after which another try may succeed (as RocketMQ retries).
@@ -185,18 +188,20 @@ impl Producer {
 
     /// The writable queues of `topic`, creating the route from TBW102's when
     /// the name servers do not know the topic yet.
-    fn publish_queues(&self, inst: &ClientInstance, topic: &str) -> Result<Vec<MessageQueue>, ClientError> {
-        if let Some(r) = inst.topic_route(topic) {
-            return Ok(queues_of(topic, &r));
+    fn publish_queues(&self, inst: &ClientInstance, topic: &str) -> Result<Arc<[MessageQueue]>, ClientError> {
+        if let Some(q) = inst.publish_queues(topic) {
+            return Ok(q);
         }
         if let Some((queues, at)) = self.default_routed.lock().get(topic)
             && at.elapsed() < inst.config().poll_name_server_interval
         {
             return Ok(queues.clone());
         }
-        if let Some(r) = inst.update_topic_route(topic)? {
+        if inst.update_topic_route(topic)?.is_some()
+            && let Some(q) = inst.publish_queues(topic)
+        {
             self.default_routed.lock().remove(topic);
-            return Ok(queues_of(topic, &r));
+            return Ok(q);
         }
         let Some(mut d) = inst.update_topic_route(DEFAULT_TOPIC)? else {
             return Err(ClientError::State(format!(
@@ -207,13 +212,13 @@ impl Producer {
             q.write_queue_nums = q.write_queue_nums.min(self.config.default_topic_queue_nums);
             q.read_queue_nums = q.read_queue_nums.min(self.config.default_topic_queue_nums);
         }
-        let queues = queues_of(topic, &d);
+        let queues: Arc<[MessageQueue]> = queues_of(topic, &d).into();
         self.default_routed.lock().insert(topic.to_string(), (queues.clone(), Instant::now()));
         Ok(queues)
     }
 
     /// Checks `msg`, gives it its unique id, and finds the queues to send to.
-    fn prepare(&self, msg: &mut Message) -> Result<(Arc<ClientInstance>, String, Vec<MessageQueue>), ClientError> {
+    fn prepare(&self, msg: &mut Message) -> Result<(Arc<ClientInstance>, String, Queues), ClientError> {
         let inst = self.instance()?;
         check_topic(&msg.topic)?;
         if msg.body.is_empty() {
@@ -545,7 +550,7 @@ struct AsyncSend {
     inst: Arc<ClientInstance>,
     config: Arc<ProducerConfig>,
     fault: Arc<FaultStrategy>,
-    queues: Vec<MessageQueue>,
+    queues: Arc<[MessageQueue]>,
     msg: Message,
     uniq: String,
     deadline: Deadline,
@@ -644,16 +649,6 @@ impl AsyncSend {
             self.inst.remoting().run_on_callback_thread(move || callback(result));
         }
     }
-}
-
-/// The writable queues of a route, brokers in name order.
-fn queues_of(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
-    let mut qds = route.queue_datas.clone();
-    qds.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
-    qds.iter()
-        .filter(|q| perm::is_writeable(q.perm))
-        .flat_map(|q| (0..q.write_queue_nums).map(move |i| MessageQueue::new(topic, q.broker_name.clone(), i)))
-        .collect()
 }
 
 #[cfg(test)]
