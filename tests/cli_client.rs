@@ -158,3 +158,48 @@ fn bench_consumer_drains_a_prefilled_backlog() {
     assert!(s["total"].as_u64().unwrap() >= 200, "{s}");
     assert!(s["elapsed_secs"].as_f64().unwrap() < 30.0, "ends when drained: {s}");
 }
+
+/// A running `rmq consume` shows RocketMQ's client threads to `rmq threads`.
+#[test]
+fn a_running_consumer_process_has_rocketmqs_thread_names() {
+    let c = Cluster::start();
+    ok(rmq(&c, &["produce", "-t", "ThreadsT", "-c", "1"]), "produce");
+    let threads_dir = c.dir.path().join("threads");
+    let mut consumer = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args(["consume", "-t", "ThreadsT", "-g", "threads_g", "--from", "first", "-n", &c.ns_addr()])
+        .env("RMQ_THREADS_DIR", &threads_dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(consumer.stdout.take().unwrap());
+    let mut line = String::new();
+    while line.is_empty() || !line.contains("ThreadsT") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "rmq consume ended before printing the message");
+    }
+    let dump = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args(["threads", &consumer.id().to_string()])
+        .env("RMQ_THREADS_DIR", &threads_dir)
+        .output()
+        .unwrap();
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(consumer.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let status = consumer.wait().unwrap();
+    let text = stdout(&dump);
+    for name in [
+        "NettyClientSelector_1",
+        "NettyClientWorkerThread_4",
+        "NettyClientPublicExecutor_1",
+        "ClientHouseKeepingService",
+        "MQClientFactoryScheduledThread",
+        "PullMessageService",
+        "PullMessageServiceScheduledThread",
+        "RebalanceService",
+        "ConsumeMessageThread_1",
+        "ConsumeMessageScheduledThread_1",
+        "CleanExpireMsgScheduledThread_1",
+        "Attach Listener",
+    ] {
+        assert!(text.contains(&format!("\"{name}\"")), "{name} missing from:\n{text}");
+    }
+    assert!(status.success(), "SIGTERM ends rmq consume cleanly: {status:?}");
+}
