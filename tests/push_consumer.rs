@@ -615,3 +615,58 @@ fn consumer_state_errors_are_clear() {
     first.shutdown();
     assert_eq!(first.state(), rmq::client::instance::ServiceState::ShutdownAlready);
 }
+
+/// An orderly consumer that takes over queues mid-run locks them and
+/// consumes at once, not at its next 20 s lock renewal.
+#[test]
+fn orderly_queues_taken_over_are_consumed_at_once() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    produce(&c, "TakeOver", 4, "TagA");
+    let start = |instance: &str, sink: Arc<Mutex<Vec<(i32, std::time::Instant)>>>| {
+        let mut cfg = PushConsumerConfig::new("cg_takeover");
+        cfg.consume_from_where = ConsumeFromWhere::LastOffset;
+        let consumer = PushConsumer::new(cfg, quick_client(&ns, instance));
+        consumer.subscribe("TakeOver", "*").unwrap();
+        consumer.register_message_listener(MessageListener::orderly(
+            move |msgs: &[rmq::common::message::MessageExt], _: &mut rmq::client::consumer::ConsumeOrderlyContext| {
+                sink.lock().extend(msgs.iter().map(|m| (m.queue_id, std::time::Instant::now())));
+                rmq::client::consumer::ConsumeOrderlyStatus::Success
+            },
+        ));
+        consumer.start().unwrap();
+        consumer
+    };
+    let got: Arc<Mutex<Vec<(i32, std::time::Instant)>>> = Arc::default();
+    let first = start("to_a", Arc::default());
+    let second = start("to_b", got.clone());
+    let both = || split_exactly(&[&first, &second], "TakeOver", 4);
+    assert!(wait::until(Duration::from_secs(20), both));
+    // Past the first lock renewal (1 s after start): only a takeover locks now.
+    std::thread::sleep(Duration::from_millis(1500));
+    let theirs: Vec<i32> =
+        first.assigned_queues().iter().filter(|q| q.topic == "TakeOver").map(|q| q.queue_id).collect();
+    first.shutdown();
+    assert!(wait::until(Duration::from_secs(10), || second
+        .assigned_queues()
+        .iter()
+        .filter(|q| q.topic == "TakeOver")
+        .count()
+        == 4));
+    let sent_at = std::time::Instant::now();
+    let p = Producer::new(ProducerConfig::new("pg_takeover"), quick_client(&ns, "p_takeover"));
+    p.start().unwrap();
+    for q in &theirs {
+        let q = *q;
+        p.send_with_selector(Message::new("TakeOver", "late"), move |qs, _| qs[q as usize].clone()).unwrap();
+    }
+    p.shutdown();
+    let taken_over = |got: &[(i32, std::time::Instant)]| got.iter().filter(|(q, _)| theirs.contains(q)).count();
+    assert!(
+        wait::until(Duration::from_secs(8), || taken_over(&got.lock()) >= theirs.len()),
+        "the taken-over queues are consumed well before the 20 s renewal: {:?}",
+        got.lock()
+    );
+    assert!(sent_at.elapsed() < Duration::from_secs(8));
+    second.shutdown();
+}
