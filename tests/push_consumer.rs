@@ -670,3 +670,54 @@ fn orderly_queues_taken_over_are_consumed_at_once() {
     assert!(sent_at.elapsed() < Duration::from_secs(8));
     second.shutdown();
 }
+
+/// Pulls stop while a queue caches more than pullThresholdForQueue messages
+/// and go on once the listener catches up.
+#[test]
+fn flow_control_stops_pulling_past_the_cached_threshold() {
+    let c = Cluster::start();
+    let ns = c.ns_addr();
+    let p = Producer::new(ProducerConfig::new("pg_flow"), quick_client(&ns, "p_flow"));
+    p.start().unwrap();
+    for i in 0..200 {
+        p.send_with_selector(Message::new("Flow", format!("f{i}")), |qs, _| qs[0].clone()).unwrap();
+    }
+    p.shutdown();
+    let mut cfg = PushConsumerConfig::new("cg_flow");
+    cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    cfg.pull_threshold_for_queue = 10;
+    cfg.pull_batch_size = 8;
+    cfg.consume_thread_min = 2;
+    cfg.consume_thread_max = 2;
+    let consumer = PushConsumer::new(cfg, quick_client(&ns, "c_flow"));
+    consumer.subscribe("Flow", "*").unwrap();
+    let gate = Arc::new(rmq::common::wait::Signal::new());
+    let done: Arc<Mutex<usize>> = Arc::default();
+    let (g2, d2) = (gate.clone(), done.clone());
+    consumer.register_message_listener(MessageListener::concurrently(
+        move |msgs: &[rmq::common::message::MessageExt], _: &mut _| {
+            g2.wait(rmq::common::wait::Deadline::after(Duration::from_secs(30)));
+            *d2.lock() += msgs.len();
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        },
+    ));
+    consumer.start().unwrap();
+    let cached = || {
+        consumer.running_info().map_or(0, |i| {
+            i.mq_table
+                .iter()
+                .filter(|(q, _)| q.topic == "Flow" && q.queue_id == 0)
+                .map(|(_, pq)| pq.cached_msg_count)
+                .sum()
+        })
+    };
+    assert!(wait::until(Duration::from_secs(20), || cached() > 10), "pulls fill the cache past the threshold");
+    std::thread::sleep(Duration::from_millis(300));
+    let held = cached();
+    assert!(held <= 10 + 8, "at most one pull batch past the threshold: {held}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cached(), held, "no pulls while over the threshold");
+    gate.set();
+    assert!(wait::until(Duration::from_secs(20), || *done.lock() >= 200), "all consumed after the listener catches up");
+    consumer.shutdown();
+}
