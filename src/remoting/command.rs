@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::Write;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use bytes::{Bytes, BytesMut};
@@ -80,18 +79,19 @@ impl LanguageCode {
 enum Text {
     /// A range of the decoded header's bytes (checked UTF-8 when decoded).
     Shared(u32, u32),
-    /// An index into the owned strings.
-    Owned(u32),
+    /// A range of the owned text.
+    Owned(u32, u32),
 }
 
 /// The `extFields` map: insertion-ordered so a binary header re-encodes to the
 /// bytes it was decoded from. Decoded keys and values stay in the frame's
-/// buffer (no allocation per field); headers hold a few dozen fields at most,
-/// so a linear scan beats hashing.
+/// buffer, and text set later is appended to one owned string (no allocation
+/// per field); headers hold a few dozen fields at most, so a linear scan
+/// beats hashing.
 #[derive(Clone, Default)]
 pub struct ExtFields {
     shared: Bytes,
-    owned: Vec<String>,
+    owned: String,
     entries: Vec<(Text, Text)>,
 }
 
@@ -102,7 +102,7 @@ impl ExtFields {
 
     /// An empty map whose decoded text lives in `shared`.
     pub(crate) fn decoded_from(shared: Bytes) -> Self {
-        ExtFields { shared, owned: Vec::new(), entries: Vec::with_capacity(16) }
+        ExtFields { shared, owned: String::new(), entries: Vec::with_capacity(16) }
     }
 
     fn text(&self, t: Text) -> &str {
@@ -110,14 +110,14 @@ impl ExtFields {
             Text::Shared(a, b) => {
                 self.shared.get(a as usize..b as usize).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("")
             }
-            Text::Owned(i) => self.owned.get(i as usize).map_or("", String::as_str),
+            Text::Owned(a, b) => self.owned.get(a as usize..b as usize).unwrap_or(""),
         }
     }
 
     fn raw(&self, t: Text) -> &[u8] {
         match t {
             Text::Shared(a, b) => self.shared.get(a as usize..b as usize).unwrap_or(&[]),
-            Text::Owned(i) => self.owned.get(i as usize).map_or(&[], |s| s.as_bytes()),
+            Text::Owned(a, b) => self.owned.as_bytes().get(a as usize..b as usize).unwrap_or(&[]),
         }
     }
 
@@ -125,9 +125,18 @@ impl ExtFields {
         self.entries.iter().position(|(k, _)| self.raw(*k) == key.as_bytes())
     }
 
-    fn own(&mut self, s: String) -> Text {
-        self.owned.push(s);
-        Text::Owned(self.owned.len() as u32 - 1)
+    /// Appends what `write` writes to the owned text and returns its range.
+    fn own_with(&mut self, write: impl FnOnce(&mut String)) -> Text {
+        if self.owned.capacity() == 0 {
+            self.owned.reserve(256);
+        }
+        let start = self.owned.len();
+        write(&mut self.owned);
+        Text::Owned(start as u32, self.owned.len() as u32)
+    }
+
+    fn own(&mut self, s: &str) -> Text {
+        self.own_with(|o| o.push_str(s))
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -135,10 +144,16 @@ impl ExtFields {
     }
 
     /// Sets `key`, replacing an earlier value.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        let key = key.into();
-        let v = self.own(value.into());
-        match self.position(&key) {
+    pub fn insert(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) {
+        let value = value.as_ref();
+        self.insert_with(key.as_ref(), |o| o.push_str(value));
+    }
+
+    /// Sets `key` to what `write` appends to the string it is given (lets
+    /// numbers be formatted in place), replacing an earlier value.
+    pub fn insert_with(&mut self, key: &str, write: impl FnOnce(&mut String)) {
+        let v = self.own_with(write);
+        match self.position(key) {
             Some(i) => self.entries[i].1 = v,
             None => {
                 let k = self.own(key);
@@ -182,7 +197,7 @@ impl ExtFields {
     fn place(&mut self, t: TextIn) -> Text {
         match t {
             TextIn::Range(a, b) => Text::Shared(a as u32, b as u32),
-            TextIn::Owned(s) => self.own(s),
+            TextIn::Owned(s) => self.own(&s),
         }
     }
 }
@@ -435,7 +450,8 @@ impl RemotingCommand {
 
     fn write_json_header(&self, out: &mut Vec<u8>) {
         // Keys in the order Apache's Java encoder writes them (alphabetical).
-        let _ = write!(out, "{{\"code\":{}", self.code);
+        out.extend_from_slice(b"{\"code\":");
+        push_int(out, self.code);
         if !self.ext_fields.is_empty() {
             out.extend_from_slice(b",\"extFields\":{");
             for (i, (k, v)) in self.ext_fields.iter().enumerate() {
@@ -448,13 +464,19 @@ impl RemotingCommand {
             }
             out.push(b'}');
         }
-        let _ =
-            write!(out, ",\"flag\":{},\"language\":\"{}\",\"opaque\":{}", self.flag, self.language.name(), self.opaque);
+        out.extend_from_slice(b",\"flag\":");
+        push_int(out, self.flag);
+        out.extend_from_slice(b",\"language\":\"");
+        out.extend_from_slice(self.language.name().as_bytes());
+        out.extend_from_slice(b"\",\"opaque\":");
+        push_int(out, self.opaque);
         if let Some(r) = &self.remark {
             out.extend_from_slice(b",\"remark\":");
             write_json_str(out, r);
         }
-        let _ = write!(out, ",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":{}}}", self.version);
+        out.extend_from_slice(b",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":");
+        push_int(out, self.version);
+        out.push(b'}');
     }
 
     fn write_rocketmq_header(&self, out: &mut Vec<u8>) {
@@ -517,6 +539,25 @@ impl RemotingCommand {
         }
         Self::decode(Bytes::copy_from_slice(&bytes[4..]))
     }
+}
+
+/// Appends `v` in decimal.
+fn push_int(out: &mut Vec<u8>, v: i32) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    let mut n = v.unsigned_abs();
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// Writes `s` as a JSON string; control characters (the property

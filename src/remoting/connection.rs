@@ -12,6 +12,7 @@
 //! Queued bytes are capped: a peer that does not read is disconnected, never
 //! buffered for without bound.
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Write};
@@ -117,15 +118,28 @@ impl Connection {
 
     /// Encodes and sends `cmd`.
     pub fn send(&self, cmd: &RemotingCommand) -> Result<(), RemotingError> {
+        self.send_buffers(Self::frame_of(cmd))
+    }
+
+    /// Encodes `cmd` and queues it without writing: a later write on this
+    /// connection (any writer's, [`flush_deferred`], or the selector's)
+    /// takes it along.
+    fn queue(&self, cmd: &RemotingCommand) -> Result<(), RemotingError> {
+        self.enqueue(Self::frame_of(cmd))
+    }
+
+    fn frame_of(cmd: &RemotingCommand) -> Vec<Bytes> {
         let header = Bytes::from(cmd.encode_header());
         let body = cmd.body.segments();
         let mut bufs = Vec::with_capacity(1 + body.len());
         bufs.push(header);
         bufs.extend(body.iter().cloned());
-        self.send_buffers(bufs)
+        bufs
     }
 
-    fn send_buffers(&self, frame: Vec<Bytes>) -> Result<(), RemotingError> {
+    /// Adds `frame` to the incoming queue, closing a connection whose peer
+    /// does not read.
+    fn enqueue(&self, frame: Vec<Bytes>) -> Result<(), RemotingError> {
         if self.is_closed() {
             return Err(RemotingError::ConnectionClosed { addr: self.peer.to_string() });
         }
@@ -138,12 +152,23 @@ impl Connection {
             });
         }
         self.incoming.push(frame);
+        Ok(())
+    }
+
+    /// Writes what was queued (a writer that found the lock taken leaves it
+    /// to the holder).
+    fn write_pending(&self) -> Result<(), RemotingError> {
         if let Err(e) = self.write_out(false) {
             self.close(&format!("write failed: {e}"));
             return Err(RemotingError::SendRequest { addr: self.peer.to_string(), reason: e.to_string() });
         }
         self.touch();
         Ok(())
+    }
+
+    fn send_buffers(&self, frame: Vec<Bytes>) -> Result<(), RemotingError> {
+        self.enqueue(frame)?;
+        self.write_pending()
     }
 
     /// Writes queued bytes until done or the socket is full (selector, on writable).
@@ -210,6 +235,52 @@ impl Connection {
     }
 }
 
+thread_local! {
+    /// On a thread that coalesces replies: the connections it queued replies
+    /// on and has not written yet. `None` elsewhere.
+    static DEFERRED: RefCell<Option<Vec<Arc<Connection>>>> = const { RefCell::new(None) };
+}
+
+/// Most jobs in a row whose replies wait to be written together.
+const MAX_DEFERRED_JOBS: usize = 16;
+
+thread_local! {
+    static DEFERRED_JOBS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A processor pool's after-job hook ([`crate::common::ThreadPool::with_after_job`]):
+/// makes the thread queue the replies its jobs send while more jobs wait, and
+/// write them all once its queue is empty (or after a few jobs), so replies to
+/// requests that arrived together leave in one write instead of one each.
+pub fn coalesce_replies_after_job(queue_empty: bool) {
+    let jobs = DEFERRED_JOBS.with(|n| {
+        let v = n.get() + 1;
+        n.set(v);
+        v
+    });
+    if queue_empty || jobs >= MAX_DEFERRED_JOBS {
+        DEFERRED_JOBS.with(|n| n.set(0));
+        flush_deferred();
+    }
+    // From now on (after the first job) this thread defers its replies.
+    DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(Vec::new());
+        }
+    });
+}
+
+/// Writes what this thread queued without writing.
+pub(crate) fn flush_deferred() {
+    let conns = DEFERRED.with(|d| d.borrow_mut().as_mut().map(std::mem::take)).unwrap_or_default();
+    for c in conns {
+        if let Err(e) = c.write_pending() {
+            log::warn!("cannot write replies to {}: {e}", c.peer());
+        }
+    }
+}
+
 /// Where and how to answer a request (RocketMQ keeps this in the request
 /// command; processors that answer later, like held pulls, keep this).
 #[derive(Debug, Clone, Copy)]
@@ -247,6 +318,8 @@ impl Channel {
         self.0.close(reason)
     }
     /// Sends `response` as the answer described by `to` (nothing for oneway).
+    /// On a thread that coalesces replies (see [`coalesce_replies_after_job`])
+    /// the frame is queued and written once that thread's queue runs dry.
     pub fn respond(&self, to: ReplyTo, mut response: RemotingCommand) -> Result<(), RemotingError> {
         if to.oneway {
             return Ok(());
@@ -254,7 +327,16 @@ impl Channel {
         response.flag |= crate::remoting::command::FLAG_RESPONSE;
         response.opaque = to.opaque;
         response.serialize_type = to.serialize_type;
-        self.0.send(&response)
+        let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+            Some(conns) => {
+                if !conns.iter().any(|c| Arc::ptr_eq(c, &self.0)) {
+                    conns.push(self.0.clone());
+                }
+                true
+            }
+            None => false,
+        });
+        if deferred { self.0.queue(&response) } else { self.0.send(&response) }
     }
     /// Sends a command that expects no answer on this connection.
     pub fn send_oneway(&self, mut cmd: RemotingCommand) -> Result<(), RemotingError> {

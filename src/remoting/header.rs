@@ -50,6 +50,10 @@ pub trait FieldValue: Sized {
     const EXPECTED: &'static str;
     fn parse_field(s: &str) -> Option<Self>;
     fn format_field(&self) -> String;
+    /// Appends the text form to `out` (as `format_field`, without a new string).
+    fn write_field(&self, out: &mut String) {
+        out.push_str(&self.format_field());
+    }
 }
 
 impl FieldValue for String {
@@ -59,6 +63,9 @@ impl FieldValue for String {
     }
     fn format_field(&self) -> String {
         self.clone()
+    }
+    fn write_field(&self, out: &mut String) {
+        out.push_str(self);
     }
 }
 
@@ -77,6 +84,30 @@ impl FieldValue for bool {
     fn format_field(&self) -> String {
         self.to_string()
     }
+    fn write_field(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" });
+    }
+}
+
+/// Appends `v` in decimal (what `to_string` gives, without the formatter).
+fn write_int(out: &mut String, v: i128) {
+    if v < 0 {
+        out.push('-');
+    }
+    let mut n = v.unsigned_abs();
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        out.push(d as char);
+    }
 }
 
 macro_rules! integer_field {
@@ -88,6 +119,9 @@ macro_rules! integer_field {
             }
             fn format_field(&self) -> String {
                 self.to_string()
+            }
+            fn write_field(&self, out: &mut String) {
+                write_int(out, *self as i128);
             }
         }
     )*};
@@ -105,7 +139,7 @@ macro_rules! header_field {
                 parse(name, text.ok_or(HeaderError::Missing(name))?)
             }
             fn write(&self, name: &'static str, ext: &mut ExtFields) {
-                ext.insert(name, self.format_field());
+                ext.insert_with(name, |o| self.write_field(o));
             }
         }
         impl HeaderField for Option<$t> {
@@ -114,7 +148,7 @@ macro_rules! header_field {
             }
             fn write(&self, name: &'static str, ext: &mut ExtFields) {
                 if let Some(v) = self {
-                    ext.insert(name, v.format_field());
+                    ext.insert_with(name, |o| v.write_field(o));
                 }
             }
         }
