@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -134,9 +134,6 @@ struct Inner {
     /// Sync-flush requests: (offset that must be flushed, who waits).
     group_commit: Mutex<Vec<(i64, Arc<OneShot<bool>>)>>,
     shutting_down: AtomicBool,
-    /// ReputMessageService found nothing to index and waits to be woken;
-    /// while it is busy or pausing between rounds, puts do not wake it.
-    reput_idle: AtomicBool,
 }
 
 /// The store and its threads. Dropping it shuts it down.
@@ -179,34 +176,18 @@ impl MessageStore {
             memory_window,
             group_commit: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
-            reput_idle: AtomicBool::new(false),
         });
         inner.recover()?;
         inner.commit_log.queue().prepare_next();
         std::fs::write(inner.config.abort_path(), b"")?;
 
         let r = inner.clone();
-        // While messages keep coming, the service indexes them every
-        // millisecond, as RocketMQ 4.x's does, rather than being woken for
-        // each put (a futex wake and a context switch per message); it waits
-        // to be woken only once a round found nothing new.
         let reput = ServiceThread::start("ReputMessageService", "store", move |ctx| {
             while !ctx.is_stopped() {
+                thread::doing("waiting for new CommitLog entries");
+                ctx.wait_for_running(Duration::from_millis(100));
                 thread::doing("indexing new CommitLog entries");
-                let before = r.reput_from.load(Ordering::Acquire);
                 r.do_reput();
-                if r.reput_from.load(Ordering::Acquire) != before {
-                    thread::doing("pausing between indexing rounds");
-                    std::thread::sleep(Duration::from_millis(1));
-                    continue;
-                }
-                r.reput_idle.store(true, Ordering::SeqCst);
-                fence(Ordering::SeqCst);
-                if r.reput_from.load(Ordering::Acquire) >= r.commit_log.max_offset() {
-                    thread::doing("waiting for new CommitLog entries");
-                    ctx.wait_for_running(Duration::from_millis(100));
-                }
-                r.reput_idle.store(false, Ordering::SeqCst);
             }
             r.do_reput();
         })?;
@@ -296,10 +277,7 @@ impl MessageStore {
                 return PutMessageResult::failed(PutMessageStatus::CreateMappedFileFailed, m);
             }
         };
-        fence(Ordering::SeqCst);
-        if self.inner.reput_idle.load(Ordering::SeqCst) {
-            self.reput.wakeup();
-        }
+        self.reput.wakeup();
         let mut status = PutMessageStatus::PutOk;
         match self.inner.config.flush_disk_type {
             FlushDiskType::SyncFlush => {
