@@ -244,7 +244,8 @@ impl PullConsumer {
             max_msg_nums: max_nums,
             sys_flag: pull_sys_flag::build(false, block, true, false),
             commit_offset: 0,
-            suspend_timeout_millis: if block { self.config.broker_suspend_max_time.as_millis() as i64 } else { 0 },
+            // Sent even without the suspend flag, as Apache's pull consumer does.
+            suspend_timeout_millis: self.config.broker_suspend_max_time.as_millis() as i64,
             subscription: Some(sub.sub_string.clone()),
             sub_version: 0,
             expression_type: Some(sub.expression_type.clone()),
