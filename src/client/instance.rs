@@ -264,6 +264,19 @@ impl ClientInstance {
         }
     }
 
+    /// Wakes `RebalanceService` after `delay`: an orderly queue another
+    /// consumer still held is tried again soon, not at the next 20 s round.
+    pub fn rebalance_later(self: &Arc<Self>, delay: std::time::Duration) {
+        let me = Arc::downgrade(self);
+        if let Some(ex) = self.scheduled.lock().as_ref() {
+            ex.schedule(delay, move || {
+                if let Some(i) = me.upgrade() {
+                    i.rebalance_immediately();
+                }
+            });
+        }
+    }
+
     /// The shared pull service (None before start and after shutdown).
     pub fn pull_service(&self) -> Option<Arc<PullMessageService>> {
         self.pull_service.lock().clone()

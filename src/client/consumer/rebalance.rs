@@ -23,6 +23,8 @@ use crate::remoting::body::{MessageQueue, SubscriptionData};
 /// How often `RebalanceService` rebalances without being woken (RocketMQ:
 /// rocketmq.client.rebalance.waitInterval, 20 s).
 pub const REBALANCE_INTERVAL: Duration = Duration::from_secs(20);
+/// When an orderly queue could not be locked, rebalance again after this.
+const LOCK_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// One consumer's side of rebalancing (RocketMQ: RebalanceImpl /
 /// RebalancePushImpl; the lite pull consumer uses it the same way).
@@ -180,7 +182,9 @@ impl Rebalance {
                 continue;
             }
             if self.orderly && self.model == MessageModel::Clustering && !self.lock(mq) {
-                log::info!("{}: {mq:?} is locked by another consumer; not taken this time", self.group);
+                // Its previous owner may still be giving it up: try again soon.
+                log::info!("{}: {mq:?} is locked by another consumer; trying again in 1 s", self.group);
+                self.instance.rebalance_later(LOCK_RETRY_DELAY);
                 continue;
             }
             self.offset_store.remove_offset(mq);
