@@ -543,21 +543,7 @@ impl RemotingCommand {
 
 /// Appends `v` in decimal.
 fn push_int(out: &mut Vec<u8>, v: i32) {
-    if v < 0 {
-        out.push(b'-');
-    }
-    let mut n = v.unsigned_abs();
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+    out.extend_from_slice(crate::remoting::header::decimal(v.into(), &mut [0; 40]));
 }
 
 /// Writes `s` as a JSON string; control characters (the property

@@ -89,13 +89,10 @@ impl FieldValue for bool {
     }
 }
 
-/// Appends `v` in decimal (what `to_string` gives, without the formatter).
-fn write_int(out: &mut String, v: i128) {
-    if v < 0 {
-        out.push('-');
-    }
+/// `v` in decimal, as `to_string` gives it, written into `buf` without the
+/// formatter (header encoding runs once per request).
+pub(crate) fn decimal(v: i128, buf: &mut [u8; 40]) -> &[u8] {
     let mut n = v.unsigned_abs();
-    let mut buf = [0u8; 40];
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -105,7 +102,15 @@ fn write_int(out: &mut String, v: i128) {
             break;
         }
     }
-    for &d in &buf[i..] {
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+fn write_int(out: &mut String, v: i128) {
+    for &d in decimal(v, &mut [0; 40]) {
         out.push(d as char);
     }
 }
@@ -223,6 +228,13 @@ macro_rules! command_header {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_matches_to_string() {
+        for v in [0i128, 7, -1, 10, i32::MIN as i128, i64::MAX as i128, i128::MIN, i128::MAX] {
+            assert_eq!(decimal(v, &mut [0; 40]), v.to_string().as_bytes());
+        }
+    }
 
     crate::command_header! {
         pub struct Sample {
