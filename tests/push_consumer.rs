@@ -84,6 +84,16 @@ fn quick_client(ns: &str, instance: &str) -> ClientConfig {
     }
 }
 
+/// Sends `n` messages `<prefix><i>` to queue 0 of `topic`.
+fn send_to_queue_0(ns: &str, topic: &str, n: usize, prefix: &str) {
+    let p = Producer::new(ProducerConfig::new(format!("pg_{topic}_q0")), quick_client(ns, &format!("p_{topic}_q0")));
+    p.start().unwrap();
+    for i in 0..n {
+        p.send_with_selector(Message::new(topic, format!("{prefix}{i}")), |qs, _| qs[0].clone()).unwrap();
+    }
+    p.shutdown();
+}
+
 type Seen = Arc<Mutex<Vec<rmq::common::message::MessageExt>>>;
 
 /// A started clustering consumer of `topic` from the first offset that
@@ -457,12 +467,7 @@ fn a_consumer_runs_on_rocketmqs_thread_names() {
 fn orderly_messages_past_max_reconsume_times_go_to_the_dead_letter_queue() {
     let c = Cluster::start();
     let ns = c.ns_addr();
-    let p = Producer::new(ProducerConfig::new("pg_odlq"), quick_client(&ns, "p_odlq"));
-    p.start().unwrap();
-    for i in 0..2 {
-        p.send_with_selector(Message::new("OrderDlq", format!("o{i}")), |qs, _| qs[0].clone()).unwrap();
-    }
-    p.shutdown();
+    send_to_queue_0(&ns, "OrderDlq", 2, "o");
     let mut cfg = PushConsumerConfig::new("cg_odlq");
     cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
     cfg.max_reconsume_times = 2;
@@ -677,12 +682,7 @@ fn orderly_queues_taken_over_are_consumed_at_once() {
 fn flow_control_stops_pulling_past_the_cached_threshold() {
     let c = Cluster::start();
     let ns = c.ns_addr();
-    let p = Producer::new(ProducerConfig::new("pg_flow"), quick_client(&ns, "p_flow"));
-    p.start().unwrap();
-    for i in 0..200 {
-        p.send_with_selector(Message::new("Flow", format!("f{i}")), |qs, _| qs[0].clone()).unwrap();
-    }
-    p.shutdown();
+    send_to_queue_0(&ns, "Flow", 200, "f");
     let mut cfg = PushConsumerConfig::new("cg_flow");
     cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
     cfg.pull_threshold_for_queue = 10;

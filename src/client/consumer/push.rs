@@ -158,6 +158,15 @@ pub(crate) enum ConsumeService {
     Poll(crate::client::consumer::lite_pull::PollService),
 }
 
+impl ConsumeService {
+    /// Whether the offset store may advance on its own (past ranges the
+    /// filter left out) when nothing is in flight: not when the application
+    /// commits by hand.
+    fn commits_on_its_own(&self) -> bool {
+        !matches!(self, ConsumeService::Poll(s) if !s.auto_commit)
+    }
+}
+
 /// Counters behind the running info's consume status.
 #[derive(Default)]
 pub(crate) struct Stats {
@@ -320,8 +329,7 @@ impl PushInner {
             }
             PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => {
                 req.next_offset = p.next_begin_offset;
-                let manual_commit = matches!(&self.consume, ConsumeService::Poll(s) if !s.auto_commit);
-                if req.pq.cached_count() == 0 && !manual_commit {
+                if req.pq.cached_count() == 0 && self.consume.commits_on_its_own() {
                     // Nothing in flight: the filtered-out range counts as consumed.
                     self.offset_store.update_offset(&req.mq, req.next_offset, true);
                 }
