@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::common::message::push_hex_upper;
 use crate::common::time::{month_bounds_utc, now_millis};
 
 pub struct UniqueIdGenerator {
@@ -19,22 +20,15 @@ pub struct UniqueIdGenerator {
     month: Mutex<(i64, i64)>,
 }
 
-fn hex(bytes: &[u8], out: &mut String) {
-    use std::fmt::Write;
-    for b in bytes {
-        let _ = write!(out, "{b:02X}");
-    }
-}
-
 impl UniqueIdGenerator {
     pub fn new(ip: IpAddr, pid: u32, process_number: u32) -> Self {
         let mut prefix = String::with_capacity(44);
         match ip {
-            IpAddr::V4(v4) => hex(&v4.octets(), &mut prefix),
-            IpAddr::V6(v6) => hex(&v6.octets(), &mut prefix),
+            IpAddr::V4(v4) => push_hex_upper(&v4.octets(), &mut prefix),
+            IpAddr::V6(v6) => push_hex_upper(&v6.octets(), &mut prefix),
         }
-        hex(&(pid as u16).to_be_bytes(), &mut prefix);
-        hex(&process_number.to_be_bytes(), &mut prefix);
+        push_hex_upper(&(pid as u16).to_be_bytes(), &mut prefix);
+        push_hex_upper(&process_number.to_be_bytes(), &mut prefix);
         UniqueIdGenerator { prefix, counter: AtomicU16::new(0), month: Mutex::new(month_bounds_utc(now_millis())) }
     }
 
@@ -50,8 +44,8 @@ impl UniqueIdGenerator {
         };
         let mut id = String::with_capacity(self.prefix.len() + 12);
         id.push_str(&self.prefix);
-        hex(&((now - start) as i32).to_be_bytes(), &mut id);
-        hex(&self.counter.fetch_add(1, Ordering::Relaxed).to_be_bytes(), &mut id);
+        push_hex_upper(&((now - start) as i32).to_be_bytes(), &mut id);
+        push_hex_upper(&self.counter.fetch_add(1, Ordering::Relaxed).to_be_bytes(), &mut id);
         id
     }
 }

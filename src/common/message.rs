@@ -12,6 +12,7 @@
 //!
 //! Decoding never panics on bad input: every read is bounds-checked.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -662,10 +663,56 @@ pub fn record_size(buf: &[u8]) -> Option<(i32, i32)> {
     Some((size, magic))
 }
 
-/// Decodes the record at `buf[0..]` (bytes after it are ignored). Without
-/// `read_body` the body is left empty; with `check_crc` BODYCRC must match.
-/// A compressed body (COMPRESSED_FLAG) is returned as stored.
-pub fn decode(buf: &[u8], read_body: bool, check_crc: bool) -> Result<MessageExt, MessageError> {
+/// A stored record's fields, borrowed from the buffer: what the dispatch to
+/// ConsumeQueues reads without building a message (RocketMQ: the fields
+/// checkMessageAndReturnSize reads into a DispatchRequest).
+#[derive(Debug, Clone)]
+pub struct RecordView<'a> {
+    pub store_size: i32,
+    pub body_crc: i32,
+    pub queue_id: i32,
+    pub flag: i32,
+    pub queue_offset: i64,
+    pub commit_log_offset: i64,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub born_host: SocketAddr,
+    pub store_timestamp: i64,
+    pub store_host: SocketAddr,
+    pub reconsume_times: i32,
+    pub prepared_transaction_offset: i64,
+    pub body: &'a [u8],
+    pub topic: &'a [u8],
+    /// The properties string as stored (see [`property_in`]).
+    pub properties: &'a [u8],
+}
+
+impl RecordView<'_> {
+    pub fn topic(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.topic)
+    }
+
+    /// One property, without parsing the others.
+    pub fn property(&self, name: &str) -> Option<Cow<'_, str>> {
+        property_in(self.properties, name)
+    }
+}
+
+/// The value of `name` in a stored properties string; the last one wins when
+/// it repeats, as in [`string_to_properties`].
+pub fn property_in<'a>(props: &'a [u8], name: &str) -> Option<Cow<'a, str>> {
+    let sep = PROPERTY_SEPARATOR as u8;
+    let name_end = NAME_VALUE_SEPARATOR as u8;
+    props.rsplit(|b| *b == sep).find_map(|item| {
+        let i = memchr::memchr(name_end, item)?;
+        (i > 0 && &item[..i] == name.as_bytes()).then(|| String::from_utf8_lossy(&item[i + 1..]))
+    })
+}
+
+/// Reads the record at `buf[0..]` (bytes after it are ignored), checking its
+/// magic and that TOTALSIZE matches its fields. With `check_crc` BODYCRC must
+/// match the body.
+pub fn parse_record(buf: &[u8], check_crc: bool) -> Result<RecordView<'_>, MessageError> {
     let mut r = Reader::new(buf);
     let store_size = r.i32("TOTALSIZE")?;
     let magic = r.i32("MAGICCODE")?;
@@ -675,7 +722,7 @@ pub fn decode(buf: &[u8], read_body: bool, check_crc: bool) -> Result<MessageExt
         BLANK_MAGIC_CODE => return Err(MessageError::Blank { size: store_size }),
         other => return Err(MessageError::BadMagic(other)),
     };
-    let body_crc_field = r.i32("BODYCRC")?;
+    let crc_field = r.i32("BODYCRC")?;
     let queue_id = r.i32("QUEUEID")?;
     let flag = r.i32("FLAG")?;
     let queue_offset = r.i64("QUEUEOFFSET")?;
@@ -692,39 +739,63 @@ pub fn decode(buf: &[u8], read_body: bool, check_crc: bool) -> Result<MessageExt
     let topic_len = if v2 { i64::from(r.i16("TOPICLENGTH")?) } else { i64::from(r.u8("TOPICLENGTH")?) };
     let topic = r.sized(topic_len, "TOPIC")?;
     let props_len = r.i16("PROPERTIESLENGTH")?;
-    let props = r.sized(props_len.into(), "PROPERTIES")?;
+    let properties = r.sized(props_len.into(), "PROPERTIES")?;
 
     if usize::try_from(store_size).ok() != Some(r.pos) {
         return Err(MessageError::SizeMismatch { declared: store_size, actual: r.pos });
     }
     if check_crc {
         let actual = body_crc(body);
-        if actual != body_crc_field {
-            return Err(MessageError::Crc { expected: body_crc_field, actual });
+        if actual != crc_field {
+            return Err(MessageError::Crc { expected: crc_field, actual });
         }
     }
-    let properties = string_to_properties(&String::from_utf8_lossy(props));
-    let message = Message {
-        topic: String::from_utf8_lossy(topic).into_owned(),
-        flag,
-        properties,
-        body: if read_body { Bytes::copy_from_slice(body) } else { Bytes::new() },
-    };
-    Ok(MessageExt {
-        message,
-        queue_id,
+    Ok(RecordView {
         store_size,
+        body_crc: crc_field,
+        queue_id,
+        flag,
         queue_offset,
+        commit_log_offset,
         sys_flag,
         born_timestamp,
         born_host,
         store_timestamp,
         store_host,
-        msg_id: create_message_id(store_host, commit_log_offset),
-        commit_log_offset,
-        body_crc: body_crc_field,
         reconsume_times,
         prepared_transaction_offset,
+        body,
+        topic,
+        properties,
+    })
+}
+
+/// Decodes the record at `buf[0..]` (bytes after it are ignored). Without
+/// `read_body` the body is left empty; with `check_crc` BODYCRC must match.
+/// A compressed body (COMPRESSED_FLAG) is returned as stored.
+pub fn decode(buf: &[u8], read_body: bool, check_crc: bool) -> Result<MessageExt, MessageError> {
+    let r = parse_record(buf, check_crc)?;
+    let message = Message {
+        topic: r.topic().into_owned(),
+        flag: r.flag,
+        properties: string_to_properties(&String::from_utf8_lossy(r.properties)),
+        body: if read_body { Bytes::copy_from_slice(r.body) } else { Bytes::new() },
+    };
+    Ok(MessageExt {
+        message,
+        queue_id: r.queue_id,
+        store_size: r.store_size,
+        queue_offset: r.queue_offset,
+        sys_flag: r.sys_flag,
+        born_timestamp: r.born_timestamp,
+        born_host: r.born_host,
+        store_timestamp: r.store_timestamp,
+        store_host: r.store_host,
+        msg_id: create_message_id(r.store_host, r.commit_log_offset),
+        commit_log_offset: r.commit_log_offset,
+        body_crc: r.body_crc,
+        reconsume_times: r.reconsume_times,
+        prepared_transaction_offset: r.prepared_transaction_offset,
     })
 }
 
@@ -748,7 +819,14 @@ pub fn decode_all(buf: &[u8], read_body: bool) -> Result<Vec<MessageExt>, Messag
 // ---------------------------------------------------------------------------
 // Message ids and tags
 
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+/// Appends `bytes` to `out` as uppercase hex (the spelling of RocketMQ's ids).
+pub fn push_hex_upper(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+}
 
 /// The broker-made ("offset") message id: store host address bytes, port
 /// (i32) and CommitLog offset (i64) as uppercase hex (RocketMQ: createMessageId).
@@ -757,10 +835,7 @@ pub fn create_message_id(store_host: SocketAddr, offset: i64) -> String {
     put_host(&mut raw, store_host);
     raw.extend_from_slice(&offset.to_be_bytes());
     let mut s = String::with_capacity(raw.len() * 2);
-    for b in raw {
-        s.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
-        s.push(char::from(HEX_UPPER[usize::from(b & 15)]));
-    }
+    push_hex_upper(&raw, &mut s);
     s
 }
 
@@ -1009,6 +1084,16 @@ mod tests {
         );
         assert_eq!(q.iter().collect::<Vec<_>>(), [("k", "w"), ("e", ""), ("x", "a\u{1}b")]);
         assert!(string_to_properties("").is_empty());
+    }
+
+    #[test]
+    fn one_property_is_read_as_the_parsed_map_reads_it() {
+        let raw = "\u{2}\u{2}k\u{1}v\u{2}junk\u{2}\u{1}nokey\u{2}e\u{1}\u{2}x\u{1}a\u{1}b\u{2}k\u{1}w\u{2}";
+        let map = string_to_properties(raw);
+        for name in ["k", "e", "x", "junk", "nokey", "", "absent"] {
+            assert_eq!(property_in(raw.as_bytes(), name).as_deref(), map.get(name), "{name:?}");
+        }
+        assert_eq!(property_in(b"", "k"), None);
     }
 
     #[test]

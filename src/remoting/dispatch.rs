@@ -56,7 +56,7 @@ pub(crate) enum Waiter {
 
 struct Pending {
     conn_id: u64,
-    addr: String,
+    addr: std::net::SocketAddr,
     deadline: Instant,
     timeout: Duration,
     waiter: Waiter,
@@ -94,13 +94,7 @@ impl ResponseTable {
     }
 
     pub fn insert(&self, opaque: i32, conn: &Connection, timeout: Duration, waiter: Waiter) {
-        let p = Pending {
-            conn_id: conn.id(),
-            addr: conn.peer().to_string(),
-            deadline: Instant::now() + timeout,
-            timeout,
-            waiter,
-        };
+        let p = Pending { conn_id: conn.id(), addr: conn.peer(), deadline: Instant::now() + timeout, timeout, waiter };
         self.shard(opaque).lock().insert(opaque, p);
     }
 
@@ -127,7 +121,7 @@ impl ResponseTable {
     /// Fails at once every request waiting on a connection that closed.
     pub fn fail_connection(&self, conn: &Connection) {
         for p in self.take_where(|p| p.conn_id == conn.id()) {
-            self.finish(p.waiter, Err(RemotingError::ConnectionClosed { addr: p.addr }));
+            self.finish(p.waiter, Err(RemotingError::ConnectionClosed { addr: p.addr.to_string() }));
         }
     }
 
@@ -135,7 +129,7 @@ impl ResponseTable {
     pub fn fail_expired(&self) {
         let now = Instant::now();
         for p in self.take_where(|p| p.deadline <= now) {
-            self.finish(p.waiter, Err(RemotingError::Timeout { addr: p.addr, timeout: p.timeout }));
+            self.finish(p.waiter, Err(RemotingError::Timeout { addr: p.addr.to_string(), timeout: p.timeout }));
         }
     }
 

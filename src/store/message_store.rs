@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::common::message::{self, MessageExt, MessageToStore, Properties};
+use crate::common::message::{self, MessageExt, MessageToStore};
 use crate::common::time::now_millis;
 use crate::common::wait::{Deadline, OneShot};
 use crate::common::{ScheduledExecutor, ServiceThread, thread};
@@ -680,8 +680,8 @@ impl Inner {
                 continue;
             }
             let record = if size > 8 { f.read(pos, size as usize) } else { None };
-            let decoded = record.map(|r| message::decode(r, false, false));
-            match decoded {
+            let parsed = record.map(|r| message::parse_record(r, false));
+            match parsed {
                 Some(Ok(m)) => {
                     self.dispatch(&m, size);
                     self.reput_from.store(at + size as i64, Ordering::Release);
@@ -694,13 +694,13 @@ impl Inner {
         }
     }
 
-    fn dispatch(&self, m: &MessageExt, size: i32) {
+    fn dispatch(&self, m: &message::RecordView<'_>, size: i32) {
         if !takes_queue_offset(m.sys_flag) {
             return;
         }
-        let topic = &m.message.topic;
-        let tags_code = self.tags_code(topic, &m.message.properties, m.store_timestamp);
-        let cq = self.find_or_create_queue(topic, m.queue_id);
+        let topic = m.topic();
+        let tags_code = self.tags_code(m);
+        let cq = self.find_or_create_queue(&topic, m.queue_id);
         let unit = CqUnit { commit_log_offset: m.commit_log_offset, size, tags_code };
         if let Err(e) = cq.put(m.queue_offset, unit) {
             log::error!("cannot index {topic}-{} offset {}: {e}", m.queue_id, m.queue_offset);
@@ -708,21 +708,21 @@ impl Inner {
         }
         let listener = self.listener.read().clone();
         if let Some(l) = listener {
-            l.arriving(topic, m.queue_id, m.queue_offset + 1, tags_code, m.store_timestamp);
+            l.arriving(&topic, m.queue_id, m.queue_offset + 1, tags_code, m.store_timestamp);
         }
     }
 
     /// The tags hash, or for a delayed message its delivery time.
-    fn tags_code(&self, topic: &str, props: &Properties, store_timestamp: i64) -> i64 {
-        if topic == SCHEDULE_TOPIC
-            && let Some(level) = props.get(message::property::DELAY).and_then(|l| l.trim().parse::<usize>().ok())
+    fn tags_code(&self, m: &message::RecordView<'_>) -> i64 {
+        if m.topic == SCHEDULE_TOPIC.as_bytes()
+            && let Some(level) = m.property(message::property::DELAY).and_then(|l| l.trim().parse::<usize>().ok())
             && level > 0
             && !self.delay_levels.is_empty()
         {
             let d = self.delay_levels[level.min(self.delay_levels.len()) - 1];
-            return store_timestamp + d.as_millis() as i64;
+            return m.store_timestamp + d.as_millis() as i64;
         }
-        props.get(message::property::TAGS).map_or(0, message::tags_hash)
+        m.property(message::property::TAGS).map_or(0, |t| message::tags_hash(&t))
     }
 
     // ---- flushing ----
