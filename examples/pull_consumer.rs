@@ -8,12 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::error::Error;
+use std::time::Duration;
 
 use rmq::client::api::PullStatus;
 use rmq::client::config::ClientConfig;
 use rmq::client::consumer::{PullConsumer, PullConsumerConfig};
 use rmq::client::producer::{Producer, ProducerConfig};
 use rmq::common::message::Message;
+use rmq::common::wait;
 
 pub const TOPIC: &str = "PullTopic";
 pub const PRODUCER_GROUP: &str = "pull_producer";
@@ -42,8 +44,11 @@ pub fn run(namesrv: &str, count: usize) -> Result<Outcome, Box<dyn Error>> {
 
     let producer = Producer::new(ProducerConfig::new(PRODUCER_GROUP), client.clone());
     producer.start()?;
+    // Queue id -> the offset after the last message this run sent there.
+    let mut sent_ends = BTreeMap::new();
     for i in 0..count {
         let r = producer.send(Message::new(TOPIC, format!("pull me {i}")))?;
+        sent_ends.insert(r.queue.queue_id, r.queue_offset + 1);
         outcome.sent.insert(r.msg_id, r.queue.queue_id);
     }
     producer.shutdown();
@@ -51,6 +56,15 @@ pub fn run(namesrv: &str, count: usize) -> Result<Outcome, Box<dyn Error>> {
     let consumer = PullConsumer::new(PullConsumerConfig::new(CONSUMER_GROUP), client);
     consumer.start()?;
     for mq in consumer.fetch_subscribe_message_queues(TOPIC)? {
+        // The broker answers a send once the message is stored, and makes
+        // it visible to consumers a moment later (its ConsumeQueue entry is
+        // written by another thread). Reading "to the end" right after
+        // sending waits until the end is where the sends left it.
+        let sent_end = sent_ends.get(&mq.queue_id).copied().unwrap_or(0);
+        let visible = wait::until(Duration::from_secs(5), || consumer.max_offset(&mq).is_ok_and(|o| o >= sent_end));
+        if !visible {
+            log::warn!("{mq:?} does not show every message sent yet; reading what it shows");
+        }
         // -1: the group has no offset for this queue yet; start at the
         // oldest message still stored.
         let mut offset = match consumer.fetch_consume_offset(&mq, true)? {
