@@ -123,11 +123,18 @@ where
     spawned
 }
 
-/// Whether [`spawn`] puts its threads under SCHED_BATCH.
-static BATCH_SCHEDULING: AtomicBool = AtomicBool::new(true);
+/// Whether [`spawn`] puts its threads under SCHED_BATCH: on unless the
+/// environment says `RMQ_SCHED_BATCH=0` (or `false`, `off`).
+static BATCH_SCHEDULING: LazyLock<AtomicBool> =
+    LazyLock::new(|| AtomicBool::new(batch_wanted(std::env::var("RMQ_SCHED_BATCH").ok().as_deref())));
+
+fn batch_wanted(env: Option<&str>) -> bool {
+    !env.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "false" | "off" | "no"))
+}
 
 /// Chooses whether threads [`spawn`] starts from now on run under Linux's
-/// SCHED_BATCH policy (the default) or keep the policy of the thread that
+/// SCHED_BATCH policy (the default; `RMQ_SCHED_BATCH=0` in the environment
+/// turns it off for a whole process) or keep the policy of the thread that
 /// starts them.
 ///
 /// Why batch: a request crosses six threads here, as in RocketMQ, and under
@@ -229,8 +236,19 @@ mod tests {
     fn spawned_threads_run_under_sched_batch_with_the_same_nice() {
         let parent = own_stat();
         let child = spawn("UnitTestBatch_1", "test", own_stat).expect("spawn").join().expect("join");
-        assert_eq!(child[POLICY], SCHED_BATCH);
+        // Unless this test run was started with RMQ_SCHED_BATCH=0.
+        let expected = if BATCH_SCHEDULING.load(Ordering::Relaxed) { SCHED_BATCH } else { parent[POLICY].as_str() };
+        assert_eq!(child[POLICY], expected);
         assert_eq!(child[NICE], parent[NICE]);
+    }
+
+    #[test]
+    fn the_environment_can_turn_batch_scheduling_off() {
+        assert!(batch_wanted(None));
+        assert!(batch_wanted(Some("1")));
+        for off in ["0", "false", "OFF", " no "] {
+            assert!(!batch_wanted(Some(off)), "{off:?}");
+        }
     }
 
     #[test]
