@@ -124,7 +124,7 @@ where
 }
 
 /// Whether [`spawn`] puts its threads under SCHED_BATCH: on unless the
-/// environment says `RMQ_SCHED_BATCH=0` (or `false`, `off`).
+/// environment says `RMQ_SCHED_BATCH=0` (or `false`, `off`, `no`).
 static BATCH_SCHEDULING: LazyLock<AtomicBool> =
     LazyLock::new(|| AtomicBool::new(batch_wanted(std::env::var("RMQ_SCHED_BATCH").ok().as_deref())));
 
