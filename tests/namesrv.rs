@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use rmq::common::wait;
 use rmq::namesrv::{NamesrvConfig, NamesrvController};
-use rmq::remoting::body::{ClusterInfo, KvTable, RegisterBrokerBody, TopicConfig, TopicList, TopicRouteData};
+use rmq::remoting::body::{ClusterInfo, KvTable, TopicList, TopicRouteData};
 use rmq::remoting::code::{request, response};
 use rmq::remoting::headers::*;
-use rmq::remoting::json::{from_body, to_body};
+use rmq::remoting::json::from_body;
 use rmq::remoting::{ClientConfig, RemotingClient, RemotingCommand};
-use support::pcap;
+use support::{cluster, pcap};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -34,31 +34,7 @@ fn client() -> RemotingClient {
 }
 
 fn register(c: &RemotingClient, ns: &str, name: &str, addr: &str, id: i64, topics: &[(&str, i32)]) -> RemotingCommand {
-    let mut body = RegisterBrokerBody::default();
-    for (t, n) in topics {
-        body.topic_config_serialize_wrapper.topic_config_table.insert(
-            t.to_string(),
-            TopicConfig {
-                topic_name: t.to_string(),
-                read_queue_nums: *n,
-                write_queue_nums: *n,
-                perm: 6,
-                ..Default::default()
-            },
-        );
-    }
-    body.topic_config_serialize_wrapper.data_version.counter = 1;
-    let bytes = to_body(&body);
-    let h = RegisterBrokerRequestHeader {
-        broker_name: name.into(),
-        broker_addr: addr.into(),
-        cluster_name: "DefaultCluster".into(),
-        ha_server_addr: format!("{addr}-ha"),
-        broker_id: id,
-        compressed: Some(false),
-        body_crc32: Some(rmq::common::message::body_crc(&bytes)),
-    };
-    c.invoke_sync(ns, RemotingCommand::request_with(request::REGISTER_BROKER, &h).with_body(bytes), T).unwrap()
+    c.invoke_sync(ns, cluster::register_broker_request(name, addr, id, topics), T).unwrap()
 }
 
 fn route(c: &RemotingClient, ns: &str, topic: &str) -> RemotingCommand {

@@ -23,6 +23,34 @@ use rmq::remoting::{Channel, ClientConfig, RemotingClient, RemotingCommand, Remo
 /// How long a test waits for one answer.
 pub const T: Duration = Duration::from_secs(5);
 
+/// REGISTER_BROKER as broker `name` (id 0: master) at `addr` of
+/// DefaultCluster sends it, holding `topics` (name, queue count).
+pub fn register_broker_request(name: &str, addr: &str, id: i64, topics: &[(&str, i32)]) -> RemotingCommand {
+    let mut body = RegisterBrokerBody::default();
+    for (t, n) in topics {
+        let tc = TopicConfig {
+            topic_name: t.to_string(),
+            read_queue_nums: *n,
+            write_queue_nums: *n,
+            perm: 6,
+            ..Default::default()
+        };
+        body.topic_config_serialize_wrapper.topic_config_table.insert(t.to_string(), tc);
+    }
+    body.topic_config_serialize_wrapper.data_version.counter = 1;
+    let bytes = to_body(&body);
+    let h = RegisterBrokerRequestHeader {
+        broker_name: name.into(),
+        broker_addr: addr.into(),
+        cluster_name: "DefaultCluster".into(),
+        ha_server_addr: format!("{addr}-ha"),
+        broker_id: id,
+        compressed: Some(false),
+        body_crc32: Some(message::body_crc(&bytes)),
+    };
+    RemotingCommand::request_with(request::REGISTER_BROKER, &h).with_body(bytes)
+}
+
 /// A SEND_MESSAGE_V2 request as a producer sends it: tag `tags`, key `k1`,
 /// auto-creation through TBW102 with 4 queues.
 pub fn send_v2(topic: &str, body: &[u8], tags: &str, queue_id: i32) -> RemotingCommand {
@@ -115,27 +143,7 @@ impl Cluster {
     /// Registers with the name server a master `name` at `addr` holding
     /// `topic` with 4 queues, as a broker of the cluster would.
     pub fn register_broker(&self, name: &str, addr: &str, topic: &str) {
-        let mut body = RegisterBrokerBody::default();
-        let tc = TopicConfig {
-            topic_name: topic.into(),
-            read_queue_nums: 4,
-            write_queue_nums: 4,
-            perm: 6,
-            ..Default::default()
-        };
-        body.topic_config_serialize_wrapper.topic_config_table.insert(topic.to_string(), tc);
-        body.topic_config_serialize_wrapper.data_version.counter = 1;
-        let bytes = to_body(&body);
-        let h = RegisterBrokerRequestHeader {
-            broker_name: name.into(),
-            broker_addr: addr.into(),
-            cluster_name: "DefaultCluster".into(),
-            ha_server_addr: format!("{addr}-ha"),
-            broker_id: 0,
-            compressed: Some(false),
-            body_crc32: Some(message::body_crc(&bytes)),
-        };
-        let r = self.call_ns(RemotingCommand::request_with(request::REGISTER_BROKER, &h).with_body(bytes));
+        let r = self.call_ns(register_broker_request(name, addr, 0, &[(topic, 4)]));
         assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
     }
 

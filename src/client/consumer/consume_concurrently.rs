@@ -22,9 +22,6 @@ use crate::remoting::body::MessageQueue;
 
 /// Consume again after a failed send-back or a full pool (RocketMQ: 5 s).
 const RESUBMIT_DELAY: Duration = Duration::from_secs(5);
-/// The consume pool's queue: Apache's is unbounded; this bound is never
-/// reached in practice (pulls stop at 1000 cached messages per queue).
-const QUEUE_CAPACITY: usize = 1 << 22;
 
 pub struct ConcurrentlyService {
     listener: Arc<dyn MessageListenerConcurrently>,
@@ -37,7 +34,7 @@ impl ConcurrentlyService {
     pub fn new(listener: Arc<dyn MessageListenerConcurrently>, threads: usize) -> std::io::Result<Self> {
         Ok(ConcurrentlyService {
             listener,
-            pool: Arc::new(ThreadPool::new("ConsumeMessageThread_", "consumer", threads, QUEUE_CAPACITY)?),
+            pool: super::consume_pool(threads)?,
             scheduled: ScheduledExecutor::new("ConsumeMessageScheduledThread_1", "consumer")?,
             clean_expire: ScheduledExecutor::new("CleanExpireMsgScheduledThread_1", "consumer")?,
         })
@@ -74,7 +71,7 @@ impl ConcurrentlyService {
     }
 
     fn submit_request(&self, inner: &Arc<PushInner>, msgs: Vec<MessageExt>, pq: Arc<ProcessQueue>, mq: MessageQueue) {
-        if self.pool.queued() + 1 >= QUEUE_CAPACITY {
+        if super::consume_pool_full(&self.pool) {
             log::warn!("{}: the consume pool is full; consuming later", inner.config.group);
             return self.submit_later(inner, msgs, pq, mq);
         }

@@ -25,7 +25,6 @@ use crate::remoting::body::MessageQueue;
 /// One request consumes a queue at most this long before yielding the
 /// thread (RocketMQ: MAX_TIME_CONSUME_CONTINUOUSLY, 60 s).
 const MAX_TIME_CONSUME_CONTINUOUSLY: Duration = Duration::from_secs(60);
-const QUEUE_CAPACITY: usize = 1 << 22;
 
 pub struct OrderlyService {
     listener: Arc<dyn MessageListenerOrderly>,
@@ -40,7 +39,7 @@ impl OrderlyService {
     pub fn new(listener: Arc<dyn MessageListenerOrderly>, threads: usize) -> std::io::Result<Self> {
         Ok(OrderlyService {
             listener,
-            pool: Arc::new(ThreadPool::new("ConsumeMessageThread_", "consumer", threads, QUEUE_CAPACITY)?),
+            pool: super::consume_pool(threads)?,
             scheduled: ScheduledExecutor::new("ConsumeMessageScheduledThread_1", "consumer")?,
             queue_locks: Mutex::default(),
         })
@@ -72,7 +71,7 @@ impl OrderlyService {
             });
             return;
         }
-        if self.pool.queued() + 1 >= QUEUE_CAPACITY {
+        if super::consume_pool_full(&self.pool) {
             return self.submit(inner, &pq, &mq, Duration::from_millis(100));
         }
         if let Err(e) = self.pool.try_execute(move || consume(&me, &pq, &mq)) {

@@ -17,12 +17,29 @@ pub mod rebalance;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::common::ThreadPool;
 use crate::common::message::MessageExt;
 use crate::remoting::body::{ConsumerData, MessageQueue};
 
 pub use lite_pull::{LitePullConsumer, LitePullConsumerConfig};
 pub use pull::{PullConsumer, PullConsumerConfig};
 pub use push::{PushConsumer, PushConsumerConfig};
+
+/// The consume pool's queue bound: Apache's is unbounded; this one is never
+/// reached in practice (pulls stop at 1000 cached messages per queue).
+const CONSUME_QUEUE_CAPACITY: usize = 1 << 22;
+
+/// `ConsumeMessageThread_1..threads`, where both consume services run the
+/// listener (RocketMQ: consumeExecutor).
+fn consume_pool(threads: usize) -> std::io::Result<Arc<ThreadPool>> {
+    ThreadPool::new("ConsumeMessageThread_", "consumer", threads, CONSUME_QUEUE_CAPACITY).map(Arc::new)
+}
+
+/// No room for one more consume request: the caller tries again later
+/// (`try_execute` would drop the job, not hand it back).
+fn consume_pool_full(pool: &ThreadPool) -> bool {
+    pool.queued() + 1 >= CONSUME_QUEUE_CAPACITY
+}
 
 /// RocketMQ: MessageModel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
