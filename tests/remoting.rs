@@ -152,6 +152,50 @@ fn ten_thousand_concurrent_invoke_async_calls_complete() {
     assert_eq!(c.pending_requests(), 0);
 }
 
+/// Only the selector writes, on a sender's request: many threads sending at
+/// once over one connection must never leave a frame queued with no write
+/// coming (a lost request shows up as a timeout here).
+#[test]
+fn many_threads_sending_on_one_connection_all_get_their_own_answers() {
+    let f = server();
+    let c = Arc::new(client());
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let (c, addr) = (c.clone(), f.addr.clone());
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let body = format!("{t}-{i}").into_bytes();
+                    let r = c.invoke_sync(&addr, echo(SerializeType::Json, &body), Duration::from_secs(10));
+                    let r = r.unwrap_or_else(|e| panic!("thread {t} call {i}: {e}"));
+                    assert_eq!(&r.body.bytes()[..], &body[..]);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("sender thread");
+    }
+    assert_eq!(c.connected_addrs().len(), 1, "all over one connection");
+}
+
+/// A oneway send returns once queued; shutting the client down right after
+/// must still write it.
+#[test]
+fn a_oneway_sent_just_before_shutdown_still_leaves() {
+    let f = server();
+    let c = client();
+    c.invoke_sync(&f.addr, echo(SerializeType::Json, b"connect"), Duration::from_secs(5)).unwrap();
+    for _ in 0..50 {
+        c.invoke_oneway(&f.addr, echo(SerializeType::Json, b"bye"), Duration::from_secs(5)).unwrap();
+    }
+    c.shutdown();
+    assert!(
+        wait::until(Duration::from_secs(5), || f.oneway_seen.load(Ordering::SeqCst) == 50),
+        "the server saw {} of 50 oneway requests",
+        f.oneway_seen.load(Ordering::SeqCst)
+    );
+}
+
 #[test]
 fn sync_and_async_timeouts_fire() {
     let f = server();

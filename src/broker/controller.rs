@@ -117,14 +117,8 @@ impl BrokerController {
         let offsets = ConsumerOffsetManager::load(ConsumerOffsetManager::default_path(&root))?;
 
         let pool = |prefix: &str, n: usize, cap: usize| ThreadPool::new(prefix, "broker", n, cap).map(Arc::new);
-        // Replies to sends queued back to back go out in one write.
-        let send_pool = Arc::new(ThreadPool::with_after_job(
-            "SendMessageThread_",
-            "broker",
-            config.send_message_thread_pool_nums,
-            config.send_thread_pool_queue_capacity,
-            Some(crate::remoting::coalesce_replies_after_job),
-        )?);
+        let send_pool =
+            pool("SendMessageThread_", config.send_message_thread_pool_nums, config.send_thread_pool_queue_capacity)?;
         let pull_pool =
             pool("PullMessageThread_", config.pull_message_thread_pool_nums, config.pull_thread_pool_queue_capacity)?;
         let heartbeat_pool =

@@ -19,10 +19,6 @@ use crate::common::thread;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Run on a pool thread after each job; the argument says whether the queue
-/// was empty.
-pub type AfterJob = fn(bool);
-
 /// Why a job was not queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolError {
@@ -59,19 +55,6 @@ impl ThreadPool {
     /// Starts `threads` threads named `<prefix>1` .. `<prefix>N` (the prefix
     /// includes RocketMQ's trailing underscore, e.g. `SendMessageThread_`).
     pub fn new(prefix: &str, role: &'static str, threads: usize, queue_capacity: usize) -> io::Result<Self> {
-        Self::with_after_job(prefix, role, threads, queue_capacity, None)
-    }
-
-    /// As [`ThreadPool::new`]; each thread calls `after_job` after every job
-    /// with whether the queue was empty then (e.g. to flush what the jobs
-    /// left to write once no more jobs are waiting).
-    pub fn with_after_job(
-        prefix: &str,
-        role: &'static str,
-        threads: usize,
-        queue_capacity: usize,
-        after_job: Option<AfterJob>,
-    ) -> io::Result<Self> {
         let queue = Arc::new(BlockingQueue::<Job>::new(queue_capacity));
         let active = Arc::new(AtomicUsize::new(0));
         let mut handles = Vec::new();
@@ -89,9 +72,6 @@ impl ThreadPool {
                         log::error!("a task panicked on {name}; the thread goes on");
                     }
                     active.fetch_sub(1, Ordering::Relaxed);
-                    if let Some(f) = after_job {
-                        f(rx.is_empty());
-                    }
                 }
             })?);
         }

@@ -245,8 +245,12 @@ impl RemotingClient {
         }
         let std = StdTcpStream::connect_timeout(&target, wait).map_err(|e| fail(e.to_string()))?;
         std.set_nonblocking(true).map_err(|e| fail(e.to_string()))?;
-        let conn = Connection::new(mio::net::TcpStream::from_std(std), self.inner.config.max_outbound_bytes)
-            .map_err(|e| fail(e.to_string()))?;
+        let conn = Connection::new(
+            mio::net::TcpStream::from_std(std),
+            self.inner.config.max_outbound_bytes,
+            self.selector.write_requests(),
+        )
+        .map_err(|e| fail(e.to_string()))?;
         log::info!("connected to {addr}");
         Ok(conn)
     }

@@ -1,18 +1,17 @@
-//! One TCP connection, shared by its selector (which reads it) and every
-//! thread that writes to it (callers, processors), and the [`Channel`] handle
-//! processors use to answer on it.
+//! One TCP connection, shared by its selector (which reads and writes it)
+//! and every thread that sends on it (callers, processors), and the
+//! [`Channel`] handle processors use to answer on it.
 //!
-//! Writing: a writer encodes its command, adds the frame to the connection's
-//! lock-free outbound queue and, unless another thread is writing already,
-//! takes the write lock and hands everything queued to the kernel in one
-//! `writev` (so concurrent writers batch each other's frames). What the
-//! kernel does not take waits for the selector, which writes it when the
-//! socket turns writable. This skips a thread hop Netty makes (handing every
-//! write to the event loop) while keeping one writer at a time per socket.
-//! Queued bytes are capped: a peer that does not read is disconnected, never
-//! buffered for without bound.
+//! Writing is Netty's: a sender encodes its command, adds the frame to the
+//! connection's lock-free outbound queue and asks the connection's selector
+//! to write (one wake-up per connection until the selector has written).
+//! The selector hands everything queued by then to the kernel in one
+//! `writev`, so frames that senders queue while it is on its way leave
+//! together: fewer, larger TCP sends, which costs both ends less per frame
+//! than a `writev` per frame from each sender. What the kernel does not take
+//! waits for the socket to turn writable. Queued bytes are capped: a peer
+//! that does not read is disconnected, never buffered for without bound.
 
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Write};
@@ -28,6 +27,7 @@ use parking_lot::Mutex;
 use crate::common::time::now_millis;
 use crate::remoting::command::{RemotingCommand, SerializeType};
 use crate::remoting::error::RemotingError;
+use crate::remoting::event_loop::WriteRequests;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -51,8 +51,13 @@ pub struct Connection {
     incoming: SegQueue<Vec<Bytes>>,
     /// Bytes in `incoming` and `out` together.
     queued: AtomicUsize,
+    /// Only the selector writes; others lock it to drop what is queued on close.
     out: Mutex<Outbound>,
     closed: AtomicBool,
+    /// The selector that writes this connection.
+    selector: Arc<WriteRequests>,
+    /// This connection waits in `selector`'s write requests.
+    write_requested: AtomicBool,
     last_active: AtomicI64,
     max_outbound: usize,
 }
@@ -64,7 +69,7 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, max_outbound: usize) -> io::Result<Self> {
+    pub(crate) fn new(stream: TcpStream, max_outbound: usize, selector: Arc<WriteRequests>) -> io::Result<Self> {
         let peer = stream.peer_addr()?;
         let local = stream.local_addr().ok();
         let _ = stream.set_nodelay(true);
@@ -77,6 +82,8 @@ impl Connection {
             queued: AtomicUsize::new(0),
             out: Mutex::new(Outbound::default()),
             closed: AtomicBool::new(false),
+            selector,
+            write_requested: AtomicBool::new(false),
             last_active: AtomicI64::new(now_millis()),
             max_outbound,
         })
@@ -116,16 +123,16 @@ impl Connection {
         }
     }
 
-    /// Encodes and sends `cmd`.
+    /// Encodes `cmd`, queues it and asks the selector to write.
     pub fn send(&self, cmd: &RemotingCommand) -> Result<(), RemotingError> {
-        self.send_buffers(Self::frame_of(cmd))
-    }
-
-    /// Encodes `cmd` and queues it without writing: a later write on this
-    /// connection (any writer's, [`flush_deferred`], or the selector's)
-    /// takes it along.
-    fn queue(&self, cmd: &RemotingCommand) -> Result<(), RemotingError> {
-        self.enqueue(Self::frame_of(cmd))
+        self.enqueue(Self::frame_of(cmd))?;
+        // SeqCst pairs with the selector's clear in `write`: either the
+        // selector's drain sees this frame or this sender sees the request
+        // cleared and asks again.
+        if !self.write_requested.swap(true, Ordering::SeqCst) {
+            self.selector.request(self.id);
+        }
+        Ok(())
     }
 
     fn frame_of(cmd: &RemotingCommand) -> Vec<Bytes> {
@@ -155,52 +162,26 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes what was queued (a writer that found the lock taken leaves it
-    /// to the holder).
-    fn write_pending(&self) -> Result<(), RemotingError> {
-        if let Err(e) = self.write_out(false) {
-            self.close(&format!("write failed: {e}"));
-            return Err(RemotingError::SendRequest { addr: self.peer.to_string(), reason: e.to_string() });
+    /// The selector's write: everything queued, until done or the socket is
+    /// full. `writable`: the socket said it can take bytes again (else a
+    /// sender asked, and a socket still full is left for that event).
+    pub(crate) fn write(&self, writable: bool) -> io::Result<()> {
+        if !writable {
+            self.write_requested.swap(false, Ordering::SeqCst);
         }
+        let mut out = self.out.lock();
+        if writable {
+            out.blocked = false;
+        }
+        while let Some(frame) = self.incoming.pop() {
+            out.queue.extend(frame.into_iter().filter(|b| !b.is_empty()));
+        }
+        if out.blocked || out.queue.is_empty() {
+            return Ok(());
+        }
+        self.write_queued(&mut out)?;
         self.touch();
         Ok(())
-    }
-
-    fn send_buffers(&self, frame: Vec<Bytes>) -> Result<(), RemotingError> {
-        self.enqueue(frame)?;
-        self.write_pending()
-    }
-
-    /// Writes queued bytes until done or the socket is full (selector, on writable).
-    pub(crate) fn flush(&self) -> io::Result<()> {
-        self.write_out(true)
-    }
-
-    /// Moves frames from `incoming` to the socket. A writer that finds the
-    /// write lock taken leaves its frame to the holder, which looks at
-    /// `incoming` again after letting go of the lock, so no frame is
-    /// stranded. The selector (`writable`) waits for the lock and clears the
-    /// blocked state the kernel's WouldBlock set.
-    fn write_out(&self, writable: bool) -> io::Result<()> {
-        let mut first = true;
-        loop {
-            let guard = if writable && first { Some(self.out.lock()) } else { self.out.try_lock() };
-            let Some(mut out) = guard else { return Ok(()) };
-            if writable && first {
-                out.blocked = false;
-            }
-            first = false;
-            while let Some(frame) = self.incoming.pop() {
-                out.queue.extend(frame.into_iter().filter(|b| !b.is_empty()));
-            }
-            if !out.blocked {
-                self.write_queued(&mut out)?;
-            }
-            drop(out);
-            if self.incoming.is_empty() {
-                return Ok(());
-            }
-        }
     }
 
     fn write_queued(&self, out: &mut Outbound) -> io::Result<()> {
@@ -232,52 +213,6 @@ impl Connection {
             }
         }
         Ok(())
-    }
-}
-
-thread_local! {
-    /// On a thread that coalesces replies: the connections it queued replies
-    /// on and has not written yet. `None` elsewhere.
-    static DEFERRED: RefCell<Option<Vec<Arc<Connection>>>> = const { RefCell::new(None) };
-}
-
-/// Most jobs in a row whose replies wait to be written together.
-const MAX_DEFERRED_JOBS: usize = 16;
-
-thread_local! {
-    static DEFERRED_JOBS: Cell<usize> = const { Cell::new(0) };
-}
-
-/// A processor pool's after-job hook ([`crate::common::ThreadPool::with_after_job`]):
-/// makes the thread queue the replies its jobs send while more jobs wait, and
-/// write them all once its queue is empty (or after a few jobs), so replies to
-/// requests that arrived together leave in one write instead of one each.
-pub fn coalesce_replies_after_job(queue_empty: bool) {
-    let jobs = DEFERRED_JOBS.with(|n| {
-        let v = n.get() + 1;
-        n.set(v);
-        v
-    });
-    if queue_empty || jobs >= MAX_DEFERRED_JOBS {
-        DEFERRED_JOBS.with(|n| n.set(0));
-        flush_deferred();
-    }
-    // From now on (after the first job) this thread defers its replies.
-    DEFERRED.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(Vec::new());
-        }
-    });
-}
-
-/// Writes what this thread queued without writing.
-pub(crate) fn flush_deferred() {
-    let conns = DEFERRED.with(|d| d.borrow_mut().as_mut().map(std::mem::take)).unwrap_or_default();
-    for c in conns {
-        if let Err(e) = c.write_pending() {
-            log::warn!("cannot write replies to {}: {e}", c.peer());
-        }
     }
 }
 
@@ -318,8 +253,6 @@ impl Channel {
         self.0.close(reason)
     }
     /// Sends `response` as the answer described by `to` (nothing for oneway).
-    /// On a thread that coalesces replies (see [`coalesce_replies_after_job`])
-    /// the frame is queued and written once that thread's queue runs dry.
     pub fn respond(&self, to: ReplyTo, mut response: RemotingCommand) -> Result<(), RemotingError> {
         if to.oneway {
             return Ok(());
@@ -327,16 +260,7 @@ impl Channel {
         response.flag |= crate::remoting::command::FLAG_RESPONSE;
         response.opaque = to.opaque;
         response.serialize_type = to.serialize_type;
-        let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-            Some(conns) => {
-                if !conns.iter().any(|c| Arc::ptr_eq(c, &self.0)) {
-                    conns.push(self.0.clone());
-                }
-                true
-            }
-            None => false,
-        });
-        if deferred { self.0.queue(&response) } else { self.0.send(&response) }
+        self.0.send(&response)
     }
     /// Sends a command that expects no answer on this connection.
     pub fn send_oneway(&self, mut cmd: RemotingCommand) -> Result<(), RemotingError> {

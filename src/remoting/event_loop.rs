@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Receiver, Sender};
+use crossbeam_queue::SegQueue;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -39,10 +40,35 @@ pub(crate) struct LoopConfig {
     pub idle_timeout: Duration,
 }
 
+/// Connections (by id) whose queued frames a selector is asked to write,
+/// and its wake-up.
+pub(crate) struct WriteRequests {
+    ids: SegQueue<u64>,
+    /// A wake-up is on its way and the selector has not looked yet: later
+    /// requests need not wake it again.
+    waking: AtomicBool,
+    waker: Waker,
+}
+
+impl WriteRequests {
+    pub(crate) fn request(&self, conn_id: u64) {
+        self.ids.push(conn_id);
+        if !self.waking.swap(true, Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake the selector: {e}");
+        }
+    }
+}
+
 /// A handle to give connections to a running selector and stop it.
 pub(crate) struct SelectorHandle {
     tx: Sender<Arc<Connection>>,
-    waker: Arc<Waker>,
+    writes: Arc<WriteRequests>,
     stopped: Arc<AtomicBool>,
     thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
@@ -51,26 +77,36 @@ impl SelectorHandle {
     /// Starts a selector thread named `name`.
     pub fn start(name: String, role: &'static str, cfg: LoopConfig, sink: Arc<dyn FrameSink>) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let writes = Arc::new(WriteRequests {
+            ids: SegQueue::new(),
+            waking: AtomicBool::new(false),
+            waker: Waker::new(poll.registry(), WAKER)?,
+        });
         let (tx, rx) = crossbeam_channel::unbounded();
         let stopped = Arc::new(AtomicBool::new(false));
         let st = stopped.clone();
+        let w = writes.clone();
         let handle = thread::spawn(name, role, move || {
-            Selector { poll, rx, stopped: st, cfg, sink, conns: HashMap::new(), paused: 0 }.run()
+            Selector { poll, rx, writes: w, stopped: st, cfg, sink, conns: HashMap::new(), paused: 0 }.run()
         })?;
-        Ok(SelectorHandle { tx, waker, stopped, thread: parking_lot::Mutex::new(Some(handle)) })
+        Ok(SelectorHandle { tx, writes, stopped, thread: parking_lot::Mutex::new(Some(handle)) })
     }
 
     /// Hands a new connection to the selector.
     pub fn register(&self, conn: Arc<Connection>) -> io::Result<()> {
         self.tx.send(conn).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "selector is shut down"))?;
-        self.waker.wake()
+        self.writes.waker.wake()
+    }
+
+    /// What a connection whose writes this selector does is created with.
+    pub fn write_requests(&self) -> Arc<WriteRequests> {
+        self.writes.clone()
     }
 
     /// Stops the loop, closing its connections, and joins the thread.
     pub fn shutdown(&self) {
         self.stopped.store(true, Ordering::Release);
-        let _ = self.waker.wake();
+        self.writes.wake();
         if let Some(h) = self.thread.lock().take() {
             let _ = h.join();
         }
@@ -87,6 +123,7 @@ struct ConnState {
 struct Selector {
     poll: Poll,
     rx: Receiver<Arc<Connection>>,
+    writes: Arc<WriteRequests>,
     stopped: Arc<AtomicBool>,
     cfg: LoopConfig,
     sink: Arc<dyn FrameSink>,
@@ -115,13 +152,13 @@ impl Selector {
                 let token = ev.token();
                 if token == WAKER {
                     self.accept_new();
+                    self.write_requested();
                     continue;
                 }
                 if ev.is_writable()
                     && let Some(st) = self.conns.get(&token)
-                    && let Err(e) = st.conn.flush()
                 {
-                    st.conn.close(&format!("write failed: {e}"));
+                    write(&st.conn, true);
                 }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                     self.read(token, &decoder, &mut scratch);
@@ -135,6 +172,8 @@ impl Selector {
                 self.close_idle();
             }
         }
+        // What senders queued before the stop still leaves.
+        self.write_requested();
         let tokens: Vec<Token> = self.conns.keys().copied().collect();
         for t in tokens {
             if let Some(st) = self.conns.get(&t) {
@@ -157,6 +196,16 @@ impl Selector {
                 continue;
             }
             self.conns.insert(token, ConnState { conn, inbuf: BytesMut::with_capacity(READ_CHUNK), pending: None });
+        }
+    }
+
+    /// Writes the connections senders asked to be written.
+    fn write_requested(&mut self) {
+        self.writes.waking.store(false, Ordering::SeqCst);
+        while let Some(id) = self.writes.ids.pop() {
+            if let Some(st) = self.conns.get(&Token(id as usize)) {
+                write(&st.conn, false);
+            }
         }
     }
 
@@ -241,6 +290,13 @@ impl Selector {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
             self.sink.on_close(&st.conn);
         }
+    }
+}
+
+/// Writes what `conn` has queued; a failed write closes it.
+fn write(conn: &Connection, writable: bool) {
+    if let Err(e) = conn.write(writable) {
+        conn.close(&format!("write failed: {e}"));
     }
 }
 

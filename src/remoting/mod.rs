@@ -18,7 +18,7 @@ pub mod server;
 
 pub use client::{ClientConfig, RemotingClient};
 pub use command::{Body, ExtFields, LanguageCode, RemotingCommand, SerializeType};
-pub use connection::{Channel, ReplyTo, coalesce_replies_after_job};
+pub use connection::{Channel, ReplyTo};
 pub use dispatch::{InvokeResult, RequestProcessor};
 pub use error::RemotingError;
 pub use header::{CommandHeader, HeaderError};

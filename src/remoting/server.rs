@@ -287,11 +287,11 @@ fn run_boss(
                 match listener.accept() {
                     Ok((stream, peer)) => {
                         thread::doing("accepting a connection");
-                        match Connection::new(stream, max_outbound) {
+                        let sel = &selectors[next % selectors.len()];
+                        next = next.wrapping_add(1);
+                        match Connection::new(stream, max_outbound, sel.write_requests()) {
                             Ok(conn) => {
                                 log::debug!("accepted connection from {peer}");
-                                let sel = &selectors[next % selectors.len()];
-                                next = next.wrapping_add(1);
                                 if let Err(e) = sel.register(Arc::new(conn)) {
                                     log::warn!("cannot hand connection from {peer} to a selector: {e}");
                                 }
