@@ -285,3 +285,9 @@ pub mod response {
         })
     }
 }
+
+/// A code as messages show it: Apache's name and the number, e.g.
+/// `SEND_MESSAGE_V2(310)`; the number alone when the name is unknown.
+pub fn label(name: Option<&str>, code: i32) -> String {
+    name.map_or_else(|| code.to_string(), |n| format!("{n}({code})"))
+}

@@ -131,10 +131,16 @@ impl ExtFields {
         })
     }
 
+    /// Room for `n` more fields, so a typed header's fields go in without regrowing.
+    pub fn reserve(&mut self, n: usize) {
+        self.entries.reserve(n);
+    }
+
     /// Appends what `write` writes to the owned text and returns its range.
     fn own_with(&mut self, write: impl FnOnce(&mut String)) -> Text {
         if self.owned.capacity() == 0 {
-            self.owned.reserve(256);
+            // A send header's keys and values (properties included) fit.
+            self.owned.reserve(512);
         }
         let start = self.owned.len();
         write(&mut self.owned);
@@ -423,7 +429,7 @@ impl RemotingCommand {
     /// The request or response code's Apache name, for messages.
     pub fn code_name(&self) -> String {
         let name = if self.is_response() { code::response::name(self.code) } else { code::request::name(self.code) };
-        name.map_or_else(|| self.code.to_string(), |n| format!("{n}({})", self.code))
+        code::label(name, self.code)
     }
 
     // ---- encoding ----

@@ -269,11 +269,14 @@ pub(crate) fn dispatch(
 }
 
 fn run_processor(p: &dyn RequestProcessor, channel: &Channel, to: ReplyTo, cmd: RemotingCommand) {
-    let code = cmd.code_name();
+    // Named only for a message: formatting it for every request showed in profiles.
+    let request_code = cmd.code;
+    let code = || crate::remoting::code::label(crate::remoting::code::request::name(request_code), request_code);
     let result = catch_unwind(AssertUnwindSafe(|| p.process(channel, cmd)));
     let reply = match result {
         Ok(r) => r,
         Err(_) => {
+            let code = code();
             log::error!("processor for {code} panicked on a request from {}", channel.remote_addr());
             Some(RemotingCommand::response(response::SYSTEM_ERROR, format!("processing {code} failed unexpectedly")))
         }
@@ -281,7 +284,7 @@ fn run_processor(p: &dyn RequestProcessor, channel: &Channel, to: ReplyTo, cmd: 
     if let Some(r) = reply
         && let Err(e) = channel.respond(to, r)
     {
-        log::warn!("cannot answer {code} to {}: {e}", channel.remote_addr());
+        log::warn!("cannot answer {} to {}: {e}", code(), channel.remote_addr());
     }
 }
 

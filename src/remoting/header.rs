@@ -208,8 +208,8 @@ macro_rules! command_header {
 
         impl $crate::remoting::header::CommandHeader for $name {
             fn write_to(&self, ext: &mut $crate::remoting::command::ExtFields) {
+                ext.reserve(0 $( + { let _ = $wire; 1 } )*);
                 $( $crate::remoting::header::HeaderField::write(&self.$field, $wire, ext); )*
-                let _ = ext;
             }
             fn read_from(ext: &$crate::remoting::command::ExtFields) -> Result<Self, $crate::remoting::header::HeaderError> {
                 // One pass over the fields; the first of duplicate keys wins, as in `ExtFields::get`.

@@ -156,29 +156,33 @@ impl CommitLog {
         let wrote_offset = file.from_offset() + file.wrote_position() as i64;
         let first_queue_offset = table.get(&key).copied().unwrap_or(0);
         let mut queue_offset = first_queue_offset;
-        let mut buf = Vec::with_capacity(total);
+        let mut phys = wrote_offset;
         let mut ids = Vec::with_capacity(msgs.len());
-        for (m, mut rec) in msgs.iter().zip(records) {
-            let phys = wrote_offset + buf.len() as i64;
+        for (m, rec) in msgs.iter().zip(records.iter_mut()) {
             let q = if takes_queue_offset(m.sys_flag) { queue_offset } else { 0 };
-            layout::patch(&mut rec, q, phys, store_timestamp)
-                .map_err(|e| AppendError::MessageIllegal(e.to_string()))?;
+            layout::patch(rec, q, phys, store_timestamp).map_err(|e| AppendError::MessageIllegal(e.to_string()))?;
             ids.push(message::create_message_id(m.store_host, phys));
             if takes_queue_offset(m.sys_flag) {
                 queue_offset += 1;
             }
-            buf.extend_from_slice(&rec);
+            phys += rec.len() as i64;
         }
-        if !file.append(&buf) {
+        // One append keeps a batch whole in the file; a single record needs no joining copy.
+        let appended = match records.as_slice() {
+            [one] => file.append(one),
+            many => file.append(&many.concat()),
+        };
+        if !appended {
             return Err(AppendError::CreateMappedFileFailed("the file refused an append that fit".into()));
         }
         file.set_last_store_timestamp(store_timestamp);
         table.insert(key, queue_offset);
         drop(table);
+        let msg_id = if ids.len() == 1 { ids.swap_remove(0) } else { ids.join(",") };
         Ok(Appended {
             wrote_offset,
-            wrote_bytes: buf.len(),
-            msg_id: ids.join(","),
+            wrote_bytes: total,
+            msg_id,
             store_timestamp,
             logics_offset: first_queue_offset,
             msg_num: msgs.len(),
