@@ -203,7 +203,14 @@ impl Selector {
     fn write_requested(&mut self) {
         self.writes.waking.store(false, Ordering::SeqCst);
         while let Some(id) = self.writes.ids.pop() {
-            if let Some(st) = self.conns.get(&Token(id as usize)) {
+            let token = Token(id as usize);
+            if !self.conns.contains_key(&token) {
+                // Registered after this wake-up's accept: a connection is
+                // handed over before anyone can send on it, so it waits in
+                // the channel now.
+                self.accept_new();
+            }
+            if let Some(st) = self.conns.get(&token) {
                 write(&st.conn, false);
             }
         }
@@ -314,5 +321,68 @@ fn deliver(sink: &dyn FrameSink, st: &mut ConnState, decoder: &FrameDecoder) -> 
             Ok(None) => return Ok(true),
             Err(e) => return Err(format!("malformed frame: {e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remoting::command::RemotingCommand;
+    use std::net::TcpListener;
+
+    struct Discard;
+    impl FrameSink for Discard {
+        fn on_frame(&self, _: &Arc<Connection>, _: Bytes) -> Result<(), Bytes> {
+            Ok(())
+        }
+        fn on_close(&self, _: &Arc<Connection>) {}
+    }
+
+    /// A selector driven by hand, with the sending end of its channel.
+    fn selector() -> (Selector, Sender<Arc<Connection>>) {
+        let poll = Poll::new().unwrap();
+        let writes = Arc::new(WriteRequests {
+            ids: SegQueue::new(),
+            waking: AtomicBool::new(false),
+            waker: Waker::new(poll.registry(), WAKER).unwrap(),
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let cfg = LoopConfig { max_frame: 1 << 20, idle_timeout: Duration::from_secs(60) };
+        let sel = Selector {
+            poll,
+            rx,
+            writes,
+            stopped: Arc::new(AtomicBool::new(false)),
+            cfg,
+            sink: Arc::new(Discard),
+            conns: HashMap::new(),
+            paused: 0,
+        };
+        (sel, tx)
+    }
+
+    /// The wake-up that carries a connection's first write request may be
+    /// handled after the selector last looked for new connections: the
+    /// request must still be written, not dropped with the connection
+    /// left marked as waiting for a write that never comes.
+    #[test]
+    fn a_write_request_for_a_connection_not_yet_taken_in_is_written() {
+        let (mut sel, tx) = selector();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        client.set_nonblocking(true).unwrap();
+        let conn =
+            Arc::new(Connection::new(mio::net::TcpStream::from_std(client), 1 << 20, sel.writes.clone()).unwrap());
+        tx.send(conn.clone()).unwrap();
+        let req = RemotingCommand::request(1);
+        conn.send(&req).unwrap();
+        // The selector sees the request before it took the connection in.
+        sel.write_requested();
+        let expect = req.encode();
+        let mut got = vec![0u8; expect.len()];
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        peer.read_exact(&mut got).expect("the frame was written");
+        assert_eq!(got, expect);
     }
 }
