@@ -94,13 +94,13 @@ impl ClientConfig {
     }
 
     /// The VIP address of a broker (port - 2) when the VIP channel is on.
-    pub fn broker_addr_for_send(&self, addr: &str) -> String {
+    pub fn broker_addr_for_send(&self, addr: String) -> String {
         if !self.vip_channel_enabled {
-            return addr.to_string();
+            return addr;
         }
         match addr.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
             Some((host, port)) if port > 2 => format!("{host}:{}", port - 2),
-            _ => addr.to_string(),
+            _ => addr,
         }
     }
 }
@@ -118,8 +118,8 @@ mod tests {
         assert_eq!(c.namesrv_addrs(Some("a:9876; b:9876;")), vec!["a:9876", "b:9876"]);
         let set = ClientConfig { namesrv_addr: Some("x:1".into()), ..c.clone() };
         assert_eq!(set.namesrv_addrs(Some("a:9876")), vec!["x:1"], "the setting wins over the environment");
-        assert_eq!(c.broker_addr_for_send("127.0.0.1:10911"), "127.0.0.1:10911");
+        assert_eq!(c.broker_addr_for_send("127.0.0.1:10911".into()), "127.0.0.1:10911");
         let vip = ClientConfig { vip_channel_enabled: true, ..c };
-        assert_eq!(vip.broker_addr_for_send("127.0.0.1:10911"), "127.0.0.1:10909");
+        assert_eq!(vip.broker_addr_for_send("127.0.0.1:10911".into()), "127.0.0.1:10909");
     }
 }

@@ -305,7 +305,7 @@ impl Producer {
         let addr = inst
             .master_addr(&mq.broker_name)
             .ok_or_else(|| ClientError::State(format!("The broker[{}] not exist", mq.broker_name)))?;
-        Ok(inst.config().broker_addr_for_send(&addr))
+        Ok(inst.config().broker_addr_for_send(addr))
     }
 
     /// The queue for the next try (RocketMQ: selectOneMessageQueue): round

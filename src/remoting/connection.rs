@@ -19,13 +19,12 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
-use bytes::{Buf, Bytes};
 use crossbeam_queue::SegQueue;
 use mio::net::TcpStream;
 use parking_lot::Mutex;
 
 use crate::common::time::now_millis;
-use crate::remoting::command::{RemotingCommand, SerializeType};
+use crate::remoting::command::{Body, RemotingCommand, SerializeType};
 use crate::remoting::error::RemotingError;
 use crate::remoting::event_loop::WriteRequests;
 
@@ -34,10 +33,29 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
-/// Bytes taken from the incoming queue, in order, not yet written.
+/// One encoded command: its header as encoded and its body's buffers as
+/// they were (no copy into one buffer).
+struct Frame {
+    header: Vec<u8>,
+    body: Body,
+}
+
+impl Frame {
+    fn len(&self) -> usize {
+        self.header.len() + self.body.len()
+    }
+
+    fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(&self.header[..]).chain(self.body.segments().iter().map(|b| &b[..]))
+    }
+}
+
+/// Frames taken from the incoming queue, in order, not yet written.
 #[derive(Default)]
 struct Outbound {
-    queue: VecDeque<Bytes>,
+    queue: VecDeque<Frame>,
+    /// Bytes of the front frame written already.
+    written: usize,
     /// The socket said WouldBlock; only the selector writes until it turns writable.
     blocked: bool,
 }
@@ -48,7 +66,7 @@ pub struct Connection {
     local: Option<SocketAddr>,
     stream: TcpStream,
     /// Whole frames from writers, in arrival order.
-    incoming: SegQueue<Vec<Bytes>>,
+    incoming: SegQueue<Frame>,
     /// Bytes in `incoming` and `out` together.
     queued: AtomicUsize,
     /// Only the selector writes; others lock it to drop what is queued on close.
@@ -118,7 +136,10 @@ impl Connection {
             log::info!("closing connection to {}: {reason}", self.peer);
             let _ = self.stream.shutdown(Shutdown::Both);
             while self.incoming.pop().is_some() {}
-            self.out.lock().queue.clear();
+            let mut out = self.out.lock();
+            out.queue.clear();
+            out.written = 0;
+            drop(out);
             self.queued.store(0, Ordering::Relaxed);
         }
     }
@@ -135,22 +156,17 @@ impl Connection {
         Ok(())
     }
 
-    fn frame_of(cmd: &RemotingCommand) -> Vec<Bytes> {
-        let header = Bytes::from(cmd.encode_header());
-        let body = cmd.body.segments();
-        let mut bufs = Vec::with_capacity(1 + body.len());
-        bufs.push(header);
-        bufs.extend(body.iter().cloned());
-        bufs
+    fn frame_of(cmd: &RemotingCommand) -> Frame {
+        Frame { header: cmd.encode_header(), body: cmd.body.clone() }
     }
 
     /// Adds `frame` to the incoming queue, closing a connection whose peer
     /// does not read.
-    fn enqueue(&self, frame: Vec<Bytes>) -> Result<(), RemotingError> {
+    fn enqueue(&self, frame: Frame) -> Result<(), RemotingError> {
         if self.is_closed() {
             return Err(RemotingError::ConnectionClosed { addr: self.peer.to_string() });
         }
-        let len: usize = frame.iter().map(Bytes::len).sum();
+        let len = frame.len();
         if self.queued.fetch_add(len, Ordering::AcqRel) + len > self.max_outbound {
             self.close(&format!("peer is not reading: more than {} bytes queued", self.max_outbound));
             return Err(RemotingError::SendRequest {
@@ -174,7 +190,7 @@ impl Connection {
             out.blocked = false;
         }
         while let Some(frame) = self.incoming.pop() {
-            out.queue.extend(frame.into_iter().filter(|b| !b.is_empty()));
+            out.queue.push_back(frame);
         }
         if out.blocked || out.queue.is_empty() {
             return Ok(());
@@ -187,8 +203,24 @@ impl Connection {
     fn write_queued(&self, out: &mut Outbound) -> io::Result<()> {
         while !out.queue.is_empty() {
             let n = {
-                let slices: Vec<IoSlice<'_>> = out.queue.iter().take(MAX_IOVECS).map(|b| IoSlice::new(b)).collect();
-                match (&self.stream).write_vectored(&slices) {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut used = 0;
+                let mut skip = out.written;
+                'fill: for frame in &out.queue {
+                    for part in frame.parts() {
+                        if part.len() <= skip {
+                            skip -= part.len();
+                            continue;
+                        }
+                        if used == MAX_IOVECS {
+                            break 'fill;
+                        }
+                        slices[used] = IoSlice::new(&part[skip..]);
+                        skip = 0;
+                        used += 1;
+                    }
+                }
+                match (&self.stream).write_vectored(&slices[..used]) {
                     Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes")),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -200,17 +232,16 @@ impl Connection {
                 }
             };
             self.queued.fetch_sub(n, Ordering::AcqRel);
-            let mut left = n;
-            while left > 0 {
-                let Some(front) = out.queue.front_mut() else { break };
-                if front.len() <= left {
-                    left -= front.len();
-                    out.queue.pop_front();
-                } else {
-                    front.advance(left);
-                    left = 0;
+            let mut done = out.written + n;
+            while let Some(front) = out.queue.front() {
+                let len = front.len();
+                if len > done {
+                    break;
                 }
+                done -= len;
+                out.queue.pop_front();
             }
+            out.written = done;
         }
         Ok(())
     }

@@ -385,4 +385,36 @@ mod tests {
         peer.read_exact(&mut got).expect("the frame was written");
         assert_eq!(got, expect);
     }
+
+    /// Frames whose bodies are several buffers, more of them than the socket
+    /// takes at once: every byte arrives, in order, across partial writes.
+    #[test]
+    fn frames_leave_whole_and_in_order_across_partial_writes() {
+        let (sel, _tx) = selector();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        client.set_nonblocking(true).unwrap();
+        let conn = Connection::new(mio::net::TcpStream::from_std(client), 1 << 30, sel.writes.clone()).unwrap();
+        let mut expect = Vec::new();
+        for i in 0..200u32 {
+            let parts: Vec<Bytes> = (0..3u8).map(|j| Bytes::from(vec![(i as u8) ^ j; 20_000 + j as usize])).collect();
+            let cmd = RemotingCommand::request(1).with_body(crate::remoting::command::Body::Many(parts));
+            expect.extend_from_slice(&cmd.encode());
+            conn.send(&cmd).unwrap();
+        }
+        let want = expect.len();
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; want];
+            peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            peer.read_exact(&mut got).map(|_| got)
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !reader.is_finished() && Instant::now() < deadline {
+            conn.write(true).unwrap();
+            std::thread::yield_now();
+        }
+        let got = reader.join().unwrap().expect("every byte arrived");
+        assert!(got == expect, "bytes differ from the frames sent");
+    }
 }
