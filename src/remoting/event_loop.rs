@@ -60,6 +60,9 @@ impl WriteRequests {
 
     fn wake(&self) {
         if let Err(e) = self.waker.wake() {
+            // The next request tries again; the selector also looks at
+            // waiting requests every time round its loop.
+            self.waking.store(false, Ordering::SeqCst);
             log::error!("cannot wake the selector: {e}");
         }
     }
@@ -164,6 +167,9 @@ impl Selector {
                     self.read(token, &decoder, &mut scratch);
                 }
             }
+            if !self.writes.ids.is_empty() {
+                self.write_requested();
+            }
             if self.paused > 0 {
                 self.resume_paused(&decoder, &mut scratch);
             }
@@ -201,7 +207,8 @@ impl Selector {
 
     /// Writes the connections senders asked to be written.
     fn write_requested(&mut self) {
-        self.writes.waking.store(false, Ordering::SeqCst);
+        // A swap, so this clear is ordered before the pops below by itself.
+        self.writes.waking.swap(false, Ordering::SeqCst);
         while let Some(id) = self.writes.ids.pop() {
             let token = Token(id as usize);
             if !self.conns.contains_key(&token) {
