@@ -154,8 +154,7 @@ impl Selector {
             for ev in events.iter() {
                 let token = ev.token();
                 if token == WAKER {
-                    self.accept_new();
-                    self.write_requested();
+                    self.on_wake();
                     continue;
                 }
                 if ev.is_writable()
@@ -167,6 +166,7 @@ impl Selector {
                     self.read(token, &decoder, &mut scratch);
                 }
             }
+            // Requests whose wake-up failed, or came while this round ran.
             if !self.writes.ids.is_empty() {
                 self.write_requested();
             }
@@ -203,6 +203,15 @@ impl Selector {
             }
             self.conns.insert(token, ConnState { conn, inbuf: BytesMut::with_capacity(READ_CHUNK), pending: None });
         }
+    }
+
+    /// A wake-up: new connections and write requests. The requests are
+    /// served even when an earlier round took them already, because that
+    /// clears `waking`, which the sender of this wake-up set; left set, no
+    /// sender would wake the selector again.
+    fn on_wake(&mut self) {
+        self.accept_new();
+        self.write_requested();
     }
 
     /// Writes the connections senders asked to be written.
@@ -368,6 +377,16 @@ mod tests {
         (sel, tx)
     }
 
+    /// A connection written by `sel`, and its peer's end.
+    fn connected(sel: &Selector) -> (Connection, std::net::TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        client.set_nonblocking(true).unwrap();
+        let conn = Connection::new(mio::net::TcpStream::from_std(client), 1 << 30, sel.writes.clone()).unwrap();
+        (conn, peer)
+    }
+
     /// The wake-up that carries a connection's first write request may be
     /// handled after the selector last looked for new connections: the
     /// request must still be written, not dropped with the connection
@@ -375,12 +394,8 @@ mod tests {
     #[test]
     fn a_write_request_for_a_connection_not_yet_taken_in_is_written() {
         let (mut sel, tx) = selector();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut peer, _) = listener.accept().unwrap();
-        client.set_nonblocking(true).unwrap();
-        let conn =
-            Arc::new(Connection::new(mio::net::TcpStream::from_std(client), 1 << 20, sel.writes.clone()).unwrap());
+        let (conn, mut peer) = connected(&sel);
+        let conn = Arc::new(conn);
         tx.send(conn.clone()).unwrap();
         let req = RemotingCommand::request(1);
         conn.send(&req).unwrap();
@@ -398,11 +413,7 @@ mod tests {
     #[test]
     fn frames_leave_whole_and_in_order_across_partial_writes() {
         let (sel, _tx) = selector();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut peer, _) = listener.accept().unwrap();
-        client.set_nonblocking(true).unwrap();
-        let conn = Connection::new(mio::net::TcpStream::from_std(client), 1 << 30, sel.writes.clone()).unwrap();
+        let (conn, mut peer) = connected(&sel);
         let mut expect = Vec::new();
         for i in 0..200u32 {
             let parts: Vec<Bytes> = (0..3u8).map(|j| Bytes::from(vec![(i as u8) ^ j; 20_000 + j as usize])).collect();
@@ -423,5 +434,15 @@ mod tests {
         }
         let got = reader.join().unwrap().expect("every byte arrived");
         assert!(got == expect, "bytes differ from the frames sent");
+    }
+
+    /// A sender can set `waking` after the selector took its request in an
+    /// earlier round; the wake-up it then sends must clear the flag again.
+    #[test]
+    fn every_wake_up_lets_the_next_request_wake_the_selector() {
+        let (mut sel, _tx) = selector();
+        sel.writes.waking.store(true, Ordering::SeqCst);
+        sel.on_wake();
+        assert!(!sel.writes.waking.load(Ordering::SeqCst), "later requests would not wake the selector");
     }
 }
