@@ -1,24 +1,24 @@
 //! `MessageStore` (RocketMQ: DefaultMessageStore): the facade the broker
-//! uses. It owns the CommitLog, the ConsumeQueues, the checkpoint, and the
-//! store's threads: `AllocateMappedFileService`, `ReputMessageService`,
-//! `FlushRealTimeService` or `GroupCommitService`, `FlushConsumeQueueService`
-//! and `StoreScheduledThread` (file cleaning).
+//! uses, with put and get. It owns the CommitLog, the ConsumeQueues, the
+//! checkpoint and the store's threads, whose work lives beside it:
+//! recovery (`recovery.rs`), `ReputMessageService` (`reput.rs`), the flush
+//! services (`flush.rs`) and file cleaning on `StoreScheduledThread`
+//! (`cleaning.rs`).
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::common::message::{self, MessageExt, MessageToStore};
-use crate::common::time::now_millis;
 use crate::common::wait::{Deadline, OneShot};
 use crate::common::{ScheduledExecutor, ServiceThread, thread};
 use crate::store::checkpoint::Checkpoint;
-use crate::store::commit_log::{AppendError, Appended, CommitLog, takes_queue_offset};
+use crate::store::commit_log::{AppendError, Appended, CommitLog};
 use crate::store::config::{FlushDiskType, StoreConfig};
 use crate::store::consume_queue::{CQ_STORE_UNIT_SIZE, ConsumeQueue, CqUnit};
 use crate::store::mapped_file_queue::AllocateMappedFileService;
@@ -119,21 +119,21 @@ impl GetMessageResult {
 
 type QueueTable = HashMap<String, HashMap<i32, Arc<ConsumeQueue>>>;
 
-struct Inner {
-    config: StoreConfig,
-    commit_log: CommitLog,
-    queues: RwLock<QueueTable>,
-    checkpoint: Checkpoint,
-    listener: RwLock<Option<Arc<dyn MessageArrivingListener>>>,
+pub(super) struct Inner {
+    pub(super) config: StoreConfig,
+    pub(super) commit_log: CommitLog,
+    pub(super) queues: RwLock<QueueTable>,
+    pub(super) checkpoint: Checkpoint,
+    pub(super) listener: RwLock<Option<Arc<dyn MessageArrivingListener>>>,
     /// The CommitLog offset up to which messages are indexed.
-    reput_from: AtomicI64,
-    delay_levels: Vec<Duration>,
+    pub(super) reput_from: AtomicI64,
+    pub(super) delay_levels: Vec<Duration>,
     /// accessMessageInMemoryMaxRatio of the machine's memory: messages
     /// further behind the end than this are "on disk".
-    memory_window: i64,
+    pub(super) memory_window: i64,
     /// Sync-flush requests: (offset that must be flushed, who waits).
-    group_commit: Mutex<Vec<(i64, Arc<OneShot<bool>>)>>,
-    shutting_down: AtomicBool,
+    pub(super) group_commit: Mutex<Vec<(i64, Arc<OneShot<bool>>)>>,
+    pub(super) shutting_down: AtomicBool,
 }
 
 /// The store and its threads. Dropping it shuts it down.
@@ -514,11 +514,11 @@ impl Drop for MessageStore {
 }
 
 impl Inner {
-    fn consume_queue(&self, topic: &str, queue_id: i32) -> Option<Arc<ConsumeQueue>> {
+    pub(super) fn consume_queue(&self, topic: &str, queue_id: i32) -> Option<Arc<ConsumeQueue>> {
         self.queues.read().get(topic)?.get(&queue_id).cloned()
     }
 
-    fn find_or_create_queue(&self, topic: &str, queue_id: i32) -> Arc<ConsumeQueue> {
+    pub(super) fn find_or_create_queue(&self, topic: &str, queue_id: i32) -> Arc<ConsumeQueue> {
         if let Some(q) = self.consume_queue(topic, queue_id) {
             return q;
         }
@@ -544,343 +544,6 @@ impl Inner {
         let rec = self.commit_log.slice(commit_log_offset, size as usize)?;
         message::decode(&rec, false, false).ok().map(|m| m.store_timestamp)
     }
-
-    // ---- recovery ----
-
-    fn recover(&self) -> io::Result<()> {
-        let abnormal = self.config.abort_path().exists();
-        self.commit_log.queue().load()?;
-        self.load_consume_queues()?;
-        let scan_from = if abnormal {
-            log::warn!("the last run did not stop cleanly: recovering from the checkpoint");
-            self.abnormal_recovery_start()
-        } else {
-            self.commit_log.queue().last().map_or(0, |f| f.from_offset())
-        };
-        let end = self.scan_valid_end(scan_from);
-        self.commit_log.queue().truncate_from(end)?;
-        self.commit_log.queue().set_flushed_where(end);
-        let min = self.commit_log.min_offset();
-        let queues: Vec<Arc<ConsumeQueue>> = self.queues.read().values().flat_map(|m| m.values().cloned()).collect();
-        let mut reput_from = if queues.is_empty() { min } else { 0 };
-        for q in &queues {
-            q.truncate_dirty(end)?;
-            q.correct_min_offset(min);
-            reput_from = reput_from.max(q.max_physic_offset());
-        }
-        if abnormal {
-            reput_from = reput_from.min(scan_from);
-        }
-        self.reput_from.store(reput_from.clamp(min, end), Ordering::Release);
-        self.do_reput();
-        let mut table = HashMap::new();
-        for (topic, m) in self.queues.read().iter() {
-            for (qid, q) in m {
-                table.insert(CommitLog::queue_key(topic, *qid), q.max_offset_in_queue());
-            }
-        }
-        self.commit_log.set_queue_offsets(table);
-        Ok(())
-    }
-
-    fn load_consume_queues(&self) -> io::Result<()> {
-        let root = self.config.consume_queue_dir();
-        let Ok(topics) = std::fs::read_dir(&root) else { return Ok(()) };
-        for t in topics.flatten() {
-            let topic = t.file_name().to_string_lossy().to_string();
-            let Ok(qids) = std::fs::read_dir(t.path()) else { continue };
-            for q in qids.flatten() {
-                let Ok(qid) = q.file_name().to_string_lossy().parse::<i32>() else { continue };
-                let cq = self.find_or_create_queue(&topic, qid);
-                cq.load()?;
-                cq.recover();
-            }
-        }
-        Ok(())
-    }
-
-    /// The start of the newest file whose first message is older than the
-    /// checkpoint's flushed time (RocketMQ: isMappedFileMatchedRecover).
-    fn abnormal_recovery_start(&self) -> i64 {
-        let min_ts = self.checkpoint.min_timestamp();
-        let files = self.commit_log.queue().files();
-        for f in files.iter().rev() {
-            let first = message::decode(f.read_whole(), false, false);
-            if let Ok(m) = first
-                && m.store_timestamp > 0
-                && m.store_timestamp <= min_ts
-            {
-                return f.from_offset();
-            }
-        }
-        files.first().map_or(0, |f| f.from_offset())
-    }
-
-    /// Walks records from `from` across files while they are whole and
-    /// valid (size, magic, CRC, their own offset); returns where they end.
-    fn scan_valid_end(&self, from: i64) -> i64 {
-        let q = self.commit_log.queue();
-        let mut at = from;
-        let check_crc = self.config.check_crc_on_recover;
-        while let Some(f) = q.find(at) {
-            let whole = f.read_whole();
-            let pos = (at - f.from_offset()) as usize;
-            let rest = &whole[pos..];
-            let Some((size, magic)) = message::record_size(rest) else { break };
-            if magic == message::BLANK_MAGIC_CODE && size as usize == rest.len() {
-                at = f.from_offset() + f.size() as i64;
-                continue;
-            }
-            if size <= 0 || size as usize > rest.len() {
-                break;
-            }
-            match message::decode(&rest[..size as usize], false, check_crc) {
-                Ok(m) if m.commit_log_offset == at => {
-                    f.set_last_store_timestamp(m.store_timestamp);
-                    at += size as i64;
-                }
-                Ok(m) => {
-                    log::warn!("record at {at} says it is at {}: the log ends here", m.commit_log_offset);
-                    break;
-                }
-                Err(e) => {
-                    if size != 0 {
-                        log::warn!("invalid record at CommitLog offset {at} ({e}): the log ends here");
-                    }
-                    break;
-                }
-            }
-        }
-        at
-    }
-
-    // ---- dispatch (ReputMessageService) ----
-
-    /// Indexes every record past `reput_from` into its ConsumeQueue and
-    /// tells the listener at once.
-    fn do_reput(&self) {
-        loop {
-            let at = self.reput_from.load(Ordering::Acquire);
-            if at >= self.commit_log.max_offset() {
-                return;
-            }
-            let Some(f) = self.commit_log.queue().find(at) else {
-                let min = self.commit_log.min_offset();
-                if at < min {
-                    self.reput_from.store(min, Ordering::Release);
-                    continue;
-                }
-                return;
-            };
-            let pos = (at - f.from_offset()) as usize;
-            let Some(head) = f.read(pos, 8) else { return };
-            let Some((size, magic)) = message::record_size(head) else { return };
-            if magic == message::BLANK_MAGIC_CODE {
-                self.reput_from.store(f.from_offset() + f.size() as i64, Ordering::Release);
-                continue;
-            }
-            let record = if size > 8 { f.read(pos, size as usize) } else { None };
-            let parsed = record.map(|r| message::parse_record(r, false));
-            match parsed {
-                Some(Ok(m)) => {
-                    self.dispatch(&m, size);
-                    self.reput_from.store(at + size as i64, Ordering::Release);
-                }
-                _ => {
-                    log::error!("unreadable CommitLog record at {at}; skipping to the next file");
-                    self.reput_from.store(self.commit_log.roll_next_file(at), Ordering::Release);
-                }
-            }
-        }
-    }
-
-    fn dispatch(&self, m: &message::RecordView<'_>, size: i32) {
-        if !takes_queue_offset(m.sys_flag) {
-            return;
-        }
-        let topic = m.topic();
-        let tags_code = self.tags_code(m);
-        let cq = self.find_or_create_queue(&topic, m.queue_id);
-        let unit = CqUnit { commit_log_offset: m.commit_log_offset, size, tags_code };
-        if let Err(e) = cq.put(m.queue_offset, unit) {
-            log::error!("cannot index {topic}-{} offset {}: {e}", m.queue_id, m.queue_offset);
-            return;
-        }
-        let listener = self.listener.read().clone();
-        if let Some(l) = listener {
-            l.arriving(&topic, m.queue_id, m.queue_offset + 1, tags_code, m.store_timestamp);
-        }
-    }
-
-    /// The tags hash, or for a delayed message its delivery time.
-    fn tags_code(&self, m: &message::RecordView<'_>) -> i64 {
-        if m.topic == SCHEDULE_TOPIC.as_bytes()
-            && let Some(level) = m.property(message::property::DELAY).and_then(|l| l.trim().parse::<usize>().ok())
-            && level > 0
-            && !self.delay_levels.is_empty()
-        {
-            let d = self.delay_levels[level.min(self.delay_levels.len()) - 1];
-            return m.store_timestamp + d.as_millis() as i64;
-        }
-        m.property(message::property::TAGS).map_or(0, |t| message::tags_hash(&t))
-    }
-
-    // ---- flushing ----
-
-    /// `FlushRealTimeService`: every flushIntervalCommitLog, flush when at
-    /// least flushCommitLogLeastPages are dirty; everything every
-    /// flushCommitLogThoroughInterval.
-    fn run_flush_real_time(&self, ctx: &crate::common::ServiceContext) {
-        let mut last_thorough = Instant::now();
-        while !ctx.is_stopped() {
-            thread::doing("sleeping until the next flush");
-            ctx.wait_for_running(self.config.flush_interval_commit_log);
-            let mut pages = self.config.flush_commit_log_least_pages;
-            if last_thorough.elapsed() >= self.config.flush_commit_log_thorough_interval {
-                last_thorough = Instant::now();
-                pages = 0;
-            }
-            thread::doing("flushing the CommitLog");
-            self.flush_commit_log(pages);
-        }
-    }
-
-    fn flush_commit_log(&self, least_pages: usize) -> bool {
-        let ts = self.commit_log.queue().last().map_or(0, |f| f.last_store_timestamp());
-        match self.commit_log.flush(least_pages) {
-            Ok(_) => {
-                if ts > 0 && self.commit_log.flushed_where() >= self.commit_log.max_offset() {
-                    self.checkpoint.set_physic_msg_timestamp(ts);
-                }
-                true
-            }
-            Err(e) => {
-                log::error!("CommitLog flush failed: {e}");
-                false
-            }
-        }
-    }
-
-    /// `GroupCommitService`: takes every waiting sync-flush request, flushes
-    /// once for all of them, and answers each.
-    fn run_group_commit(&self, ctx: &crate::common::ServiceContext) {
-        loop {
-            let stopped = ctx.is_stopped();
-            let requests: Vec<(i64, Arc<OneShot<bool>>)> = std::mem::take(&mut *self.group_commit.lock());
-            if !requests.is_empty() {
-                thread::doing("flushing a group of sync puts");
-                let want = requests.iter().map(|(o, _)| *o).max().unwrap_or(0);
-                let ts = self.commit_log.queue().last().map_or(0, |f| f.last_store_timestamp());
-                // A group may end in a later file: flush file by file.
-                while self.commit_log.flushed_where() < want {
-                    match self.commit_log.flush(0) {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) => {
-                            log::error!("CommitLog flush failed: {e}");
-                            break;
-                        }
-                    }
-                }
-                let flushed = self.commit_log.flushed_where();
-                if ts > 0 && flushed >= want {
-                    self.checkpoint.set_physic_msg_timestamp(ts);
-                }
-                for (offset, slot) in requests {
-                    slot.set(flushed >= offset);
-                }
-                continue;
-            }
-            if stopped {
-                return;
-            }
-            thread::doing("waiting for sync puts");
-            ctx.wait_for_running(Duration::from_millis(10));
-        }
-    }
-
-    /// `FlushConsumeQueueService`: flushes the ConsumeQueues every
-    /// flushIntervalConsumeQueue, then the checkpoint.
-    fn run_flush_consume_queue(&self, ctx: &crate::common::ServiceContext) {
-        let mut last_thorough = Instant::now();
-        while !ctx.is_stopped() {
-            thread::doing("sleeping until the next flush");
-            ctx.wait_for_running(self.config.flush_interval_consume_queue);
-            let mut pages = self.config.flush_consume_queue_least_pages;
-            if last_thorough.elapsed() >= self.config.flush_consume_queue_thorough_interval {
-                last_thorough = Instant::now();
-                pages = 0;
-            }
-            thread::doing("flushing ConsumeQueues");
-            self.flush_consume_queues(pages);
-        }
-    }
-
-    fn flush_consume_queues(&self, least_pages: usize) {
-        let ts = self.last_dispatched_store_time();
-        let queues: Vec<Arc<ConsumeQueue>> = self.queues.read().values().flat_map(|m| m.values().cloned()).collect();
-        let mut all = true;
-        for q in queues {
-            let r = if least_pages == 0 { q.flush_all().map(|_| true) } else { q.flush(least_pages) };
-            if let Err(e) = r {
-                log::error!("ConsumeQueue {}-{} flush failed: {e}", q.topic(), q.queue_id());
-                all = false;
-            }
-        }
-        if all && least_pages == 0 && ts > 0 {
-            self.checkpoint.set_logics_msg_timestamp(ts);
-        }
-        if let Err(e) = self.checkpoint.flush() {
-            log::error!("checkpoint flush failed: {e}");
-        }
-    }
-
-    /// Store time of the last indexed message.
-    fn last_dispatched_store_time(&self) -> i64 {
-        let at = self.reput_from.load(Ordering::Acquire);
-        if at <= 0 {
-            return 0;
-        }
-        self.commit_log.queue().find(at - 1).map_or(0, |f| f.last_store_timestamp())
-    }
-
-    fn flush_everything(&self) -> io::Result<()> {
-        self.commit_log.queue().flush_all()?;
-        let ts = self.commit_log.queue().last().map_or(0, |f| f.last_store_timestamp());
-        if ts > 0 {
-            self.checkpoint.set_physic_msg_timestamp(ts);
-        }
-        self.flush_consume_queues(0);
-        Ok(())
-    }
-
-    // ---- cleaning (StoreScheduledThread) ----
-
-    fn clean_files(&self, force: bool) -> io::Result<usize> {
-        let c = &self.config;
-        let hour_matches = {
-            let hour = (now_millis() / 3_600_000 % 24) as u32;
-            c.delete_when.split(';').filter_map(|h| h.trim().parse::<u32>().ok()).any(|h| h == hour)
-        };
-        let disk_full = disk_used_ratio(&c.store_path_root_dir).is_some_and(|r| r > c.disk_max_used_space_ratio);
-        let mut deleted = 0;
-        if force || hour_matches || disk_full {
-            let reserved = c.file_reserved_time.as_millis() as i64;
-            let now = now_millis();
-            let reput_at = self.reput_from.load(Ordering::Acquire);
-            deleted = self.commit_log.queue().delete_leading(10, c.delete_commit_log_files_interval, |f| {
-                // Never a file whose messages are not indexed yet.
-                let indexed = f.from_offset() + f.size() as i64 <= reput_at;
-                indexed && f.last_modified_millis() + reserved <= now
-            })?;
-        }
-        let min = self.commit_log.min_offset();
-        let queues: Vec<Arc<ConsumeQueue>> = self.queues.read().values().flat_map(|m| m.values().cloned()).collect();
-        for q in queues {
-            q.delete_expired(min)?;
-        }
-        Ok(deleted)
-    }
 }
 
 /// The machine's memory in bytes, from /proc/meminfo (8 GiB if unreadable).
@@ -889,14 +552,6 @@ fn total_physical_memory() -> u64 {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(8 << 30, |kb| kb * 1024)
-}
-
-/// Percentage of the disk holding `path` in use.
-fn disk_used_ratio(path: &std::path::Path) -> Option<u64> {
-    let s = nix::sys::statvfs::statvfs(path).ok()?;
-    let total = s.blocks() as u64 * s.fragment_size() as u64;
-    let free = s.blocks_available() as u64 * s.fragment_size() as u64;
-    (total > 0).then(|| (total - free) * 100 / total)
 }
 
 #[cfg(test)]
