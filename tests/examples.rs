@@ -55,7 +55,9 @@ use support::cluster::Cluster;
 const OFFSETS: Duration = Duration::from_secs(10);
 
 /// `n` stored messages of `topic`'s queue `queue_id` from `offset`, read
-/// straight from the broker.
+/// straight from the broker. A send is answered once the message is in the
+/// CommitLog; its ConsumeQueue unit comes a moment later, so a pull that
+/// finds nothing yet is asked again until a deadline.
 fn stored(c: &Cluster, topic: &str, queue_id: i32, offset: i64, n: usize) -> Vec<MessageExt> {
     let mut msgs: Vec<MessageExt> = Vec::new();
     while msgs.len() < n {
@@ -70,7 +72,14 @@ fn stored(c: &Cluster, topic: &str, queue_id: i32, offset: i64, n: usize) -> Vec
             expression_type: Some("TAG".into()),
             ..Default::default()
         };
-        let r = c.call(RemotingCommand::request_with(request::PULL_MESSAGE, &h));
+        let mut last = None;
+        wait::until(Duration::from_secs(10), || {
+            let r = c.call(RemotingCommand::request_with(request::PULL_MESSAGE, &h));
+            let found = r.code == response::SUCCESS;
+            last = Some(r);
+            found
+        });
+        let r = last.expect("pulled at least once");
         assert_eq!(r.code, response::SUCCESS, "pull {topic}-{queue_id} at {}: {:?}", h.queue_offset, r.remark);
         msgs.extend(message::decode_all(&r.body.bytes(), true).unwrap());
     }

@@ -125,10 +125,18 @@ pub fn streams(path: &std::path::Path) -> Vec<(Flow, Vec<u8>)> {
     order.into_iter().filter_map(|f| flows.remove(&f).map(|s| (f, s.buf))).filter(|(_, b)| !b.is_empty()).collect()
 }
 
-/// Every whole frame of a capture, stream by stream.
+/// Apache's HA port in `apache-ha.pcap` (haListenPort = listenPort + 1):
+/// the replication channel is raw TCP, not remoting frames (see the interop
+/// README), so its streams are not cut into frames.
+const HA_PORT: u16 = 10922;
+
+/// Every whole remoting frame of a capture, stream by stream.
 pub fn frames(path: &std::path::Path) -> Vec<Frame> {
     let mut out = Vec::new();
     for (flow, buf) in streams(path) {
+        if flow.sport == HA_PORT || flow.dport == HA_PORT {
+            continue;
+        }
         let mut o = 0;
         while o + 4 <= buf.len() {
             let total = u32be(&buf, o) as usize;
