@@ -146,24 +146,31 @@ fn update_and_delete_bump_the_version_and_survive_reload() {
 }
 
 #[test]
-fn corrupt_file_is_an_error_and_bak_is_used_when_the_file_is_missing() {
+fn bak_is_used_when_the_file_is_missing_or_corrupt_and_both_corrupt_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = TopicConfigManager::default_path(dir.path());
     let m = topics(dir.path(), true);
     m.update(TopicConfig { topic_name: "First".into(), ..Default::default() }).unwrap();
     m.update(TopicConfig { topic_name: "Second".into(), ..Default::default() }).unwrap();
 
+    // The .bak holds the state before the last write; it is read when the
+    // file is corrupt (as Apache's ConfigManager does) or missing.
     fs::write(&path, b"{\"topicConfigTable\":{").unwrap();
+    for main_file in ["corrupt", "missing"] {
+        if main_file == "missing" {
+            fs::remove_file(&path).unwrap();
+        }
+        let from_bak = topics(dir.path(), true);
+        assert!(from_bak.select("First").is_some(), "{main_file}");
+        assert!(from_bak.select("Second").is_none(), "{main_file}");
+        assert_eq!(from_bak.data_version().counter, 1, "{main_file}");
+    }
+    fs::write(&path, b"{\"topicConfigTable\":{").unwrap();
+    let bak = dir.path().join("config").join("topics.json.bak");
+    fs::write(&bak, b"[").unwrap();
     let err = TopicConfigManager::load(path.clone(), "DefaultCluster", "broker-a", 8, true).err().unwrap();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
     assert!(err.to_string().contains(&path.display().to_string()), "{err}");
-
-    // The .bak holds the state before the last write.
-    fs::remove_file(&path).unwrap();
-    let from_bak = topics(dir.path(), true);
-    assert!(from_bak.select("First").is_some());
-    assert!(from_bak.select("Second").is_none());
-    assert_eq!(from_bak.data_version().counter, 1);
 
     // The other managers report their files the same way.
     let groups = SubscriptionGroupManager::default_path(dir.path());

@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::common::file::{read_with_backup, write_atomically};
+use crate::common::file::{read_parsed_with_backup, write_atomically};
 use crate::common::message::{self, MessageToStore, property};
 use crate::common::time::now_millis;
 use crate::common::{ScheduledExecutor, thread};
@@ -49,11 +49,8 @@ pub struct ScheduleMessageService {
 
 impl ScheduleMessageService {
     pub fn start(store: Arc<MessageStore>, path: PathBuf, levels: usize) -> io::Result<Self> {
-        let table: DelayOffsetTable = match read_with_backup(&path)? {
-            Some(b) => crate::remoting::json::from_body(&b)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?,
-            None => DelayOffsetTable::default(),
-        };
+        let table: DelayOffsetTable =
+            read_parsed_with_backup(&path, crate::remoting::json::from_body)?.unwrap_or_default();
         let offsets = Arc::new(Mutex::new(table));
         let timer = ScheduledExecutor::new("ScheduleMessageTimerThread", "broker")?;
         let (o, s) = (offsets.clone(), store.clone());

@@ -9,7 +9,6 @@
 //! version (counter + 1, timestamp now) and rewrites the file atomically.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -17,7 +16,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::common::file::{read_with_backup, write_atomically};
+use crate::common::file::{read_parsed_with_backup, write_atomically};
 use crate::common::time::now_millis;
 use crate::remoting::body::perm::{PERM_INHERIT, PERM_READ, PERM_WRITE};
 use crate::remoting::body::{DataVersion, KvTable, TopicConfig, TopicConfigSerializeWrapper};
@@ -30,22 +29,11 @@ pub fn config_file(store_path_root_dir: &Path, name: &str) -> PathBuf {
     store_path_root_dir.join("config").join(name)
 }
 
-fn with_bak(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(".bak");
-    PathBuf::from(s)
-}
-
-/// Reads a broker config file (or its `.bak` when the file is missing or
-/// empty). `None` when neither exists; malformed JSON is an
-/// `InvalidData` error naming the file that was read.
+/// Reads a broker config file, or its `.bak` when the file is missing,
+/// empty or malformed. `None` when neither exists; a malformed file with no
+/// usable `.bak` is an `InvalidData` error naming the file.
 pub(crate) fn read_config<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
-    let Some(bytes) = read_with_backup(path)? else { return Ok(None) };
-    from_body(&bytes).map(Some).map_err(|e| {
-        let main_used = fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
-        let name = if main_used { path.to_path_buf() } else { with_bak(path) };
-        io::Error::new(io::ErrorKind::InvalidData, format!("malformed config file {}: {e}", name.display()))
-    })
+    read_parsed_with_backup(path, from_body::<T>)
 }
 
 /// Pretty-printed JSON, as Apache's brokers write their config files.

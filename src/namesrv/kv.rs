@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use crate::common::file::{read_with_backup, write_atomically};
+use crate::common::file::{read_parsed_with_backup, write_atomically};
 
 /// The namespace of global order topics (RocketMQ: NAMESPACE_ORDER_TOPIC_CONFIG).
 pub const NAMESPACE_ORDER_TOPIC_CONFIG: &str = "ORDER_TOPIC_CONFIG";
@@ -26,17 +26,13 @@ pub struct KvConfigManager {
 }
 
 impl KvConfigManager {
-    /// Loads `path` (or its `.bak`); a missing file is an empty table, a
-    /// malformed one an error naming the file.
+    /// Loads `path` (or its `.bak` when it is missing, empty or malformed);
+    /// a missing file is an empty table, a malformed one without a usable
+    /// `.bak` an error naming the file.
     pub fn load(path: PathBuf) -> io::Result<Self> {
-        let table = match read_with_backup(&path)? {
-            Some(bytes) => {
-                crate::remoting::json::from_body::<KvConfigFile>(&bytes)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?
-                    .config_table
-            }
-            None => HashMap::new(),
-        };
+        let table = read_parsed_with_backup(&path, crate::remoting::json::from_body::<KvConfigFile>)?
+            .map(|f| f.config_table)
+            .unwrap_or_default();
         Ok(KvConfigManager { path, table: RwLock::new(table) })
     }
 
@@ -86,6 +82,9 @@ mod tests {
         assert_eq!(again.get(NAMESPACE_ORDER_TOPIC_CONFIG, "T").as_deref(), Some("broker-a:4"));
         assert_eq!(again.list("other"), None);
         std::fs::write(&p, b"{not json").unwrap();
-        assert!(KvConfigManager::load(p).is_err());
+        let from_bak = KvConfigManager::load(p.clone()).unwrap();
+        assert_eq!(from_bak.get("other", "k").as_deref(), Some("v"), "the .bak holds the state before the last write");
+        std::fs::write(dir.path().join("kvConfig.json.bak"), b"{not json either").unwrap();
+        assert!(KvConfigManager::load(p).err().unwrap().to_string().contains("kvConfig.json"));
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::client::instance::{ClientError, ClientInstance};
-use crate::common::file::{read_with_backup, write_atomically};
+use crate::common::file::{read_parsed_with_backup, write_atomically};
 use crate::remoting::body::{MessageQueue, OffsetTable};
 use crate::remoting::code::response;
 
@@ -164,10 +164,8 @@ impl LocalFileOffsetStore {
 
     fn read_file(&self) -> Result<HashMap<MessageQueue, i64>, ClientError> {
         let bad = |what: String| ClientError::State(format!("cannot read {}: {what}", self.path.display()));
-        match read_with_backup(&self.path).map_err(|e| bad(e.to_string()))? {
-            None => Ok(HashMap::new()),
-            Some(bytes) => Ok(OffsetTable::decode(&bytes).map_err(bad)?.offset_table.into_iter().collect()),
-        }
+        let table = read_parsed_with_backup(&self.path, OffsetTable::decode).map_err(|e| bad(e.to_string()))?;
+        Ok(table.map(|t| t.offset_table.into_iter().collect()).unwrap_or_default())
     }
 }
 
