@@ -412,6 +412,7 @@ impl AdminBrokerProcessor {
         let earliest = b.store.look_message_by_offset(b.store.min_phy_offset()).map_or(-1, |m| m.store_timestamp);
         put("earliestMessageTimeStamp", earliest.to_string());
         let root = &sc.store_path_root_dir;
+        use crate::store::disk::{space as disk_space, used_ratio as disk_used_ratio};
         put("commitLogDiskRatio", disk_used_ratio(root).map_or("-1".into(), |r| r.to_string()));
         put("consumeQueueDiskRatio", disk_used_ratio(&sc.consume_queue_dir()).map_or("-1".into(), |r| r.to_string()));
         if let Some((total, free)) = disk_space(root) {
@@ -461,19 +462,6 @@ fn version_desc(v: i32) -> String {
 fn format_runtime(millis: i64) -> String {
     let s = millis.max(0) / 1000;
     format!("[ {} days, {} hours, {} minutes, {} seconds ]", s / 86400, s % 86400 / 3600, s % 3600 / 60, s % 60)
-}
-
-/// (total, usable) bytes of the disk holding `path`.
-fn disk_space(path: &std::path::Path) -> Option<(u64, u64)> {
-    let s = nix::sys::statvfs::statvfs(path).ok()?;
-    let frag = s.fragment_size() as u64;
-    Some((s.blocks() as u64 * frag, s.blocks_available() as u64 * frag))
-}
-
-/// The used fraction (0..1) of the disk holding `path` (Apache: getDiskPartitionSpaceUsedPercent).
-fn disk_used_ratio(path: &std::path::Path) -> Option<f64> {
-    let (total, free) = disk_space(path)?;
-    (total > 0).then(|| (total - free.min(total)) as f64 / total as f64)
 }
 
 /// Apache's MixAll.humanReadableByteCount(bytes, false): `512 B`, `1.5 KiB`, ...

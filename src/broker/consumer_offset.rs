@@ -62,9 +62,9 @@ impl ConsumerOffsetManager {
         config_file(store_path_root_dir, "consumerOffset.json")
     }
 
-    /// Loads `path` (the file itself, or its `.bak` when it is missing or
-    /// empty). A missing file is an empty table; a malformed one an error
-    /// naming the file.
+    /// Loads `path` (the file itself, or its `.bak` when it is missing,
+    /// empty or malformed). A missing file is an empty table; a malformed
+    /// one without a usable `.bak` an error naming the file.
     pub fn load(path: PathBuf) -> io::Result<Self> {
         let table = read_config::<OffsetFile>(&path)?.map(|f| f.offset_table).unwrap_or_default();
         Ok(ConsumerOffsetManager { path, table: RwLock::new(table), persist_lock: Mutex::new(()) })
@@ -91,6 +91,31 @@ impl ConsumerOffsetManager {
                 "update consumer offset less than store. key={topic}@{group}, queueId={queue_id}, requestOffset={offset}, storeOffset={old}"
             );
         }
+    }
+
+    /// Brings every committed offset past its queue's end (`max_of(topic,
+    /// queue_id)`) back to that end, and says how many moved. A consumer may
+    /// have committed messages that a crash then took before they reached
+    /// the disk (they were dispatched before they were flushed); left as it
+    /// is, such an offset would skip the queue's next messages. Run once the
+    /// store has recovered.
+    pub fn correct_beyond(&self, max_of: impl Fn(&str, i32) -> i64) -> usize {
+        let mut moved = 0;
+        for (k, queues) in self.table.write().iter_mut() {
+            let Some((topic, group)) = split_key(k) else { continue };
+            for (qid, offset) in queues.iter_mut() {
+                let max = max_of(topic, *qid);
+                if *offset > max {
+                    log::warn!(
+                        "{group}'s offset {offset} in {topic}-{qid} is past the queue's end {max} (lost in a crash): \
+                         set to {max}"
+                    );
+                    *offset = max;
+                    moved += 1;
+                }
+            }
+        }
+        moved
     }
 
     /// The committed offset; `None` when none was ever committed (Apache
@@ -179,5 +204,19 @@ mod tests {
         assert_eq!(split_key("T"), None);
         assert_eq!(split_key("a@b@c"), None);
         assert_eq!(split_key("T@"), None);
+    }
+
+    #[test]
+    fn offsets_past_a_queues_end_come_back_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = ConsumerOffsetManager::load(dir.path().join("consumerOffset.json")).unwrap();
+        m.commit("g", "T", 0, 50);
+        m.commit("g", "T", 1, 5);
+        m.commit("h", "U", 0, 7);
+        let moved = m.correct_beyond(|topic, qid| if (topic, qid) == ("T", 0) { 40 } else { 10 });
+        assert_eq!(moved, 1);
+        assert_eq!(m.query("g", "T", 0), Some(40));
+        assert_eq!(m.query("g", "T", 1), Some(5));
+        assert_eq!(m.query("h", "U", 0), Some(7));
     }
 }

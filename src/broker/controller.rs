@@ -115,6 +115,7 @@ impl BrokerController {
             config.auto_create_subscription_group,
         )?;
         let offsets = ConsumerOffsetManager::load(ConsumerOffsetManager::default_path(&root))?;
+        offsets.correct_beyond(|topic, qid| store.max_offset_in_queue(topic, qid));
 
         let pool = |prefix: &str, n: usize, cap: usize| ThreadPool::new(prefix, "broker", n, cap).map(Arc::new);
         let send_pool =

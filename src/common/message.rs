@@ -436,6 +436,21 @@ pub mod layout {
     /// Length of the end-of-file filler actually written (TOTALSIZE + magic).
     pub const BLANK_RECORD_LEN: usize = 8;
 
+    /// Does `record` start with the header of a message of `size` bytes in
+    /// queue `queue_id` at `queue_offset`, stored at `physical_offset`? A
+    /// cheap check that an index entry points at the record it names.
+    pub fn header_matches(record: &[u8], size: i32, queue_id: i32, queue_offset: i64, physical_offset: i64) -> bool {
+        let Some(h) = record.get(..SYS_FLAG_POS) else { return false };
+        let i32_at = |p: usize| i32::from_be_bytes([h[p], h[p + 1], h[p + 2], h[p + 3]]);
+        let i64_at = |p: usize| (i64::from(i32_at(p)) << 32) | i64::from(i32_at(p + 4) as u32);
+        let magic = i32_at(MAGIC_CODE_POS);
+        i32_at(TOTAL_SIZE_POS) == size
+            && (magic == super::MAGIC_CODE_V1 || magic == super::MAGIC_CODE_V2)
+            && i32_at(QUEUE_ID_POS) == queue_id
+            && i64_at(QUEUE_OFFSET_POS) == queue_offset
+            && i64_at(PHYSICAL_OFFSET_POS) == physical_offset
+    }
+
     /// 4 address bytes + port, or 16 + port.
     pub fn host_len(v6: bool) -> usize {
         if v6 { 20 } else { 8 }

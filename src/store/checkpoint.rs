@@ -20,12 +20,15 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-        if file.metadata()?.len() < FILE_SIZE {
-            file.set_len(FILE_SIZE)?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(named)?;
+        if file.metadata().map_err(named)?.len() < FILE_SIZE {
+            // Blocks now, so a later write cannot fail for want of space.
+            nix::fcntl::posix_fallocate(&file, 0, FILE_SIZE as i64).map_err(|e| named(e.into()))?;
+            crate::common::file::sync_parent(path).map_err(named)?;
         }
         let mut b = [0u8; 24];
-        file.read_exact_at(&mut b, 0)?;
+        file.read_exact_at(&mut b, 0).map_err(named)?;
         let at = |i: usize| {
             let mut v = [0u8; 8];
             v.copy_from_slice(&b[i..i + 8]);
@@ -65,6 +68,7 @@ impl Checkpoint {
         b[8..16].copy_from_slice(&self.logics_msg_timestamp().to_be_bytes());
         b[16..24].copy_from_slice(&self.index.load(Ordering::Acquire).to_be_bytes());
         self.file.write_all_at(&b, 0)?;
+        fail::fail_point!("checkpoint::flush");
         self.file.sync_data()
     }
 }

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 
 use crate::common::message::{self, MessageToStore, layout};
 use crate::common::time::now_millis;
-use crate::store::mapped_file::MappedFile;
+use crate::store::mapped_file::{MappedFile, Reserve};
 use crate::store::mapped_file_queue::{AllocateMappedFileService, MappedFileQueue};
 
 pub use crate::common::message::BLANK_MAGIC_CODE;
@@ -28,6 +28,18 @@ pub enum AppendError {
     MessageIllegal(String),
     /// A new file could not be created (CREATE_MAPEDFILE_FAILED).
     CreateMappedFileFailed(String),
+    /// The disk has no room for the file or the record.
+    DiskFull(String),
+}
+
+impl AppendError {
+    fn from_io(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::StorageFull {
+            AppendError::DiskFull(e.to_string())
+        } else {
+            AppendError::CreateMappedFileFailed(e.to_string())
+        }
+    }
 }
 
 impl std::fmt::Display for AppendError {
@@ -35,6 +47,7 @@ impl std::fmt::Display for AppendError {
         match self {
             AppendError::MessageIllegal(m) => write!(f, "message illegal: {m}"),
             AppendError::CreateMappedFileFailed(m) => write!(f, "cannot create a CommitLog file: {m}"),
+            AppendError::DiskFull(m) => write!(f, "the disk is full: {m}"),
         }
     }
 }
@@ -82,7 +95,7 @@ impl CommitLog {
         allocator: Option<Arc<AllocateMappedFileService>>,
     ) -> Self {
         CommitLog {
-            queue: MappedFileQueue::new(dir, file_size, allocator),
+            queue: MappedFileQueue::new(dir, file_size, Reserve::Whole, allocator),
             max_message_size,
             put_lock: Mutex::new(HashMap::new()),
         }
@@ -172,10 +185,15 @@ impl CommitLog {
             [one] => file.append(one),
             many => file.append(&many.concat()),
         };
-        if !appended {
-            return Err(AppendError::CreateMappedFileFailed("the file refused an append that fit".into()));
+        match appended {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(AppendError::CreateMappedFileFailed("the file refused an append that fit".into()));
+            }
+            Err(e) => return Err(AppendError::from_io(e)),
         }
         file.set_last_store_timestamp(store_timestamp);
+        fail::fail_point!("commit_log::after_append");
         table.insert(key, queue_offset);
         drop(table);
         let msg_id = if ids.len() == 1 { ids.swap_remove(0) } else { ids.join(",") };
@@ -193,19 +211,14 @@ impl CommitLog {
     /// rest of it becomes a blank record and the next file is used.
     fn file_with_room(&self, len: usize) -> Result<Arc<MappedFile>, AppendError> {
         loop {
-            let file = self.queue.last_for_append(0).map_err(|e| AppendError::CreateMappedFileFailed(e.to_string()))?;
+            let file = self.queue.last_for_append(0).map_err(AppendError::from_io)?;
             let remaining = file.remaining();
             if len + END_FILE_MIN_BLANK_LENGTH <= remaining {
                 return Ok(file);
             }
-            let mut blank = [0u8; END_FILE_MIN_BLANK_LENGTH];
-            blank[0..4].copy_from_slice(&(remaining as i32).to_be_bytes());
-            blank[4..8].copy_from_slice(&BLANK_MAGIC_CODE.to_be_bytes());
-            if remaining >= END_FILE_MIN_BLANK_LENGTH {
-                file.append_and_fill(&blank);
-            } else {
-                file.append_and_fill(&blank[..remaining]);
-            }
+            let blank = message::blank_record(remaining as i32);
+            let end = &blank[..remaining.min(blank.len())];
+            file.append_and_fill(end).map_err(AppendError::from_io)?;
         }
     }
 

@@ -63,8 +63,19 @@ pub struct StoreConfig {
     pub file_reserved_time: Duration,
     /// deleteWhen, "04": the hours (`;`-separated) at which expired files go.
     pub delete_when: String,
-    /// diskMaxUsedSpaceRatio, 75 (%): past it expired files go at once.
+    /// diskMaxUsedSpaceRatio, 75 (%, kept within 10..95 as Apache): above
+    /// it expired files go at once, not only at `deleteWhen`.
     pub disk_max_used_space_ratio: u64,
+    /// diskSpaceWarningLevelRatio, 90 (%): above it the disk is marked full
+    /// and puts are refused (a RocketMQ 5 key; 4.9 sets the fraction with
+    /// `-Drocketmq.broker.diskSpaceWarningLevelRatio`).
+    pub disk_space_warning_level_ratio: u64,
+    /// diskSpaceCleanForciblyRatio, 85 (%): above it cleaning removes the
+    /// oldest files even when not expired, if `cleanFileForciblyEnable`;
+    /// at or below it a full disk is OK again.
+    pub disk_space_clean_forcibly_ratio: u64,
+    /// cleanFileForciblyEnable, true.
+    pub clean_file_forcibly_enable: bool,
     /// cleanResourceInterval, 10 s.
     pub clean_resource_interval: Duration,
     /// deleteCommitLogFilesInterval, 100 ms between two deletions.
@@ -103,6 +114,9 @@ impl Default for StoreConfig {
             file_reserved_time: Duration::from_secs(72 * 3600),
             delete_when: "04".into(),
             disk_max_used_space_ratio: 75,
+            disk_space_warning_level_ratio: 90,
+            disk_space_clean_forcibly_ratio: 85,
+            clean_file_forcibly_enable: true,
             clean_resource_interval: Duration::from_secs(10),
             delete_commit_log_files_interval: Duration::from_millis(100),
             warm_mapped_file_enable: false,
@@ -140,6 +154,10 @@ impl StoreConfig {
         let v = value.trim();
         let bad = |what: &str| format!("{key}={value:?}: expected {what}");
         let num = |what: &str| v.parse::<u64>().map_err(|_| bad(what));
+        let percent = || {
+            num("a whole percentage, 0 to 100")
+                .and_then(|p| if p <= 100 { Ok(p) } else { Err(bad("a whole percentage, 0 to 100")) })
+        };
         let flag = || match v {
             "true" => Ok(true),
             "false" => Ok(false),
@@ -179,7 +197,10 @@ impl StoreConfig {
             "accessMessageInMemoryMaxRatio" => self.access_message_in_memory_max_ratio = num("a percentage")?,
             "fileReservedTime" => self.file_reserved_time = Duration::from_secs(num("hours")? * 3600),
             "deleteWhen" => self.delete_when = v.to_string(),
-            "diskMaxUsedSpaceRatio" => self.disk_max_used_space_ratio = num("a percentage")?,
+            "diskMaxUsedSpaceRatio" => self.disk_max_used_space_ratio = num("a percentage")?.clamp(10, 95),
+            "diskSpaceWarningLevelRatio" => self.disk_space_warning_level_ratio = percent()?,
+            "diskSpaceCleanForciblyRatio" => self.disk_space_clean_forcibly_ratio = percent()?,
+            "cleanFileForciblyEnable" => self.clean_file_forcibly_enable = flag()?,
             "cleanResourceInterval" => self.clean_resource_interval = ms(num("milliseconds")?.max(1)),
             "deleteCommitLogFilesInterval" => self.delete_commit_log_files_interval = ms(num("milliseconds")?),
             "warmMapedFileEnable" => self.warm_mapped_file_enable = flag()?,
@@ -247,5 +268,13 @@ mod tests {
         assert!(e.contains("flushDiskType") && e.contains("SYNC_FLUSH"), "{e}");
         assert!(c.apply("syncFlushTimeout", "-1").unwrap_err().contains("syncFlushTimeout"));
         assert!(c.apply("messageDelayLevel", "1s 1q").is_err());
+        assert_eq!(c.apply("diskSpaceWarningLevelRatio", "80"), Ok(true));
+        assert_eq!(c.disk_space_warning_level_ratio, 80);
+        assert!(c.apply("diskSpaceWarningLevelRatio", "0.9").unwrap_err().contains("whole percentage"));
+        assert!(c.apply("diskSpaceCleanForciblyRatio", "101").is_err());
+        assert_eq!(c.apply("cleanFileForciblyEnable", "false"), Ok(true));
+        assert!(!c.clean_file_forcibly_enable);
+        assert_eq!(c.apply("diskMaxUsedSpaceRatio", "99"), Ok(true));
+        assert_eq!(c.disk_max_used_space_ratio, 95, "kept within 10..95 as Apache");
     }
 }

@@ -8,11 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::store::mapped_file::MappedFile;
+use crate::store::mapped_file::{MappedFile, Reserve};
 use crate::store::mapped_file_queue::MappedFileQueue;
 
 /// Bytes per unit (RocketMQ: CQ_STORE_UNIT_SIZE).
 pub const CQ_STORE_UNIT_SIZE: usize = 20;
+
+/// Disk blocks a ConsumeQueue file gets ahead of its writes: files are 5.7
+/// MiB by default and a broker may have thousands, so they are not
+/// reserved whole; 16 KiB (819 units) at first, up to 1 MiB for a busy queue.
+pub const CQ_RESERVE: Reserve = Reserve::Ahead { min: 16 * 1024, max: CQ_RESERVE_MAX };
+/// The largest step of [`CQ_RESERVE`].
+pub const CQ_RESERVE_MAX: usize = 1024 * 1024;
 
 /// One unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +78,7 @@ impl ConsumeQueue {
         ConsumeQueue {
             topic: topic.to_string(),
             queue_id,
-            queue: MappedFileQueue::new(dir, file_size, None),
+            queue: MappedFileQueue::new(dir, file_size, CQ_RESERVE, None),
             max_physic_offset: AtomicI64::new(-1),
             min_logic_offset: AtomicI64::new(0),
         }
@@ -91,10 +98,12 @@ impl ConsumeQueue {
         self.queue.load()
     }
 
-    /// Finds the end of the valid units in the last file (after a load).
-    pub fn recover(&self) {
-        let Some(last) = self.queue.last() else { return };
-        let whole = last.read_whole();
+    /// Finds the end of the valid units in the last file (after a load) and
+    /// cuts the file there.
+    pub fn recover(&self) -> io::Result<()> {
+        let Some(last) = self.queue.last() else { return Ok(()) };
+        // SAFETY: recovery runs before the queue is shared: nothing appends.
+        let whole = unsafe { last.read_whole() };
         let mut end = 0;
         let mut max_phys = -1;
         while end + CQ_STORE_UNIT_SIZE <= whole.len() {
@@ -108,13 +117,14 @@ impl ConsumeQueue {
                 _ => break,
             }
         }
-        last.reset_to(end);
+        last.reset_to(end)?;
         let flushed = last.from_offset() + end as i64;
         self.queue.set_flushed_where(flushed);
         if max_phys < 0 {
             max_phys = self.last_valid_unit().map_or(-1, |u| u.commit_log_offset + u.size as i64);
         }
         self.max_physic_offset.store(max_phys, Ordering::Release);
+        Ok(())
     }
 
     fn last_valid_unit(&self) -> Option<CqUnit> {
@@ -146,16 +156,17 @@ impl ConsumeQueue {
             if expected > current {
                 log::debug!("{}-{}: padding before unit {logic_offset}", self.topic, self.queue_id);
                 let blank = CqUnit::BLANK.encode();
-                if !f.append(&blank) {
-                    f.append_and_fill(&[]);
+                if !f.append(&blank)? {
+                    f.append_and_fill(&[])?;
                 }
                 continue;
             }
-            if f.append(&unit.encode()) {
+            fail::fail_point!("consume_queue::put");
+            if f.append(&unit.encode())? {
                 self.max_physic_offset.store(unit.commit_log_offset + unit.size as i64, Ordering::Release);
                 return Ok(());
             }
-            f.append_and_fill(&[]);
+            f.append_and_fill(&[])?;
         }
     }
 
@@ -331,7 +342,7 @@ mod tests {
 
         let again = ConsumeQueue::new(dir.path(), "T", 3, 5 * CQ_STORE_UNIT_SIZE);
         again.load().unwrap();
-        again.recover();
+        again.recover().unwrap();
         again.correct_min_offset(550);
         assert_eq!(again.max_offset_in_queue(), 7);
         assert_eq!(again.min_offset_in_queue(), 6);

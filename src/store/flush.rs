@@ -32,12 +32,9 @@ impl Inner {
     }
 
     pub(super) fn flush_commit_log(&self, least_pages: usize) -> bool {
-        let ts = self.commit_log.queue().last().map_or(0, |f| f.last_store_timestamp());
         match self.commit_log.flush(least_pages) {
             Ok(_) => {
-                if ts > 0 && self.commit_log.flushed_where() >= self.commit_log.max_offset() {
-                    self.checkpoint.set_physic_msg_timestamp(ts);
-                }
+                self.note_commit_log_flushed();
                 true
             }
             Err(e) => {
@@ -45,6 +42,18 @@ impl Inner {
                 false
             }
         }
+    }
+
+    /// Moves the checkpoint's CommitLog time to the last message known
+    /// flushed. Every flush moves it, whether or not the flushes have caught
+    /// up with the writes, so under steady load recovery still starts near
+    /// the end of the log.
+    fn note_commit_log_flushed(&self) {
+        let ts = self.commit_log.queue().store_timestamp();
+        if ts > 0 {
+            self.checkpoint.set_physic_msg_timestamp(ts);
+        }
+        fail::fail_point!("store::commit_log_flushed");
     }
 
     /// `GroupCommitService`: takes every waiting sync-flush request, flushes
@@ -56,7 +65,6 @@ impl Inner {
             if !requests.is_empty() {
                 thread::doing("flushing a group of sync puts");
                 let want = requests.iter().map(|(o, _)| *o).max().unwrap_or(0);
-                let ts = self.commit_log.queue().last().map_or(0, |f| f.last_store_timestamp());
                 // A group may end in a later file: flush file by file.
                 while self.commit_log.flushed_where() < want {
                     match self.commit_log.flush(0) {
@@ -68,10 +76,8 @@ impl Inner {
                         }
                     }
                 }
+                self.note_commit_log_flushed();
                 let flushed = self.commit_log.flushed_where();
-                if ts > 0 && flushed >= want {
-                    self.checkpoint.set_physic_msg_timestamp(ts);
-                }
                 for (offset, slot) in requests {
                     slot.set(flushed >= offset);
                 }
@@ -103,7 +109,9 @@ impl Inner {
     }
 
     pub(super) fn flush_consume_queues(&self, least_pages: usize) {
-        let ts = self.last_dispatched_store_time();
+        // Read before the flushes: every unit of that message and before it
+        // is below the write positions the flushes then read.
+        let ts = self.dispatched_store_timestamp.load(Ordering::Acquire);
         let queues: Vec<Arc<ConsumeQueue>> = self.queues.read().values().flat_map(|m| m.values().cloned()).collect();
         let mut all = true;
         for q in queues {
@@ -121,21 +129,9 @@ impl Inner {
         }
     }
 
-    /// Store time of the last indexed message.
-    pub(super) fn last_dispatched_store_time(&self) -> i64 {
-        let at = self.reput_from.load(Ordering::Acquire);
-        if at <= 0 {
-            return 0;
-        }
-        self.commit_log.queue().find(at - 1).map_or(0, |f| f.last_store_timestamp())
-    }
-
     pub(super) fn flush_everything(&self) -> io::Result<()> {
         self.commit_log.queue().flush_all()?;
-        let ts = self.commit_log.queue().last().map_or(0, |f| f.last_store_timestamp());
-        if ts > 0 {
-            self.checkpoint.set_physic_msg_timestamp(ts);
-        }
+        self.note_commit_log_flushed();
         self.flush_consume_queues(0);
         Ok(())
     }

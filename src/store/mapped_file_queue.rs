@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::common::ServiceThread;
 use crate::common::thread;
-use crate::store::mapped_file::MappedFile;
+use crate::store::mapped_file::{MappedFile, Reserve};
 
 /// Creates files in the background (RocketMQ: AllocateMappedFileService).
 pub struct AllocateMappedFileService {
@@ -42,12 +42,17 @@ impl AllocateMappedFileService {
                 for (path, from, size) in requests {
                     thread::doing("creating and pre-faulting a file");
                     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                    let made = MappedFile::open(&dir, from, size).map(|f| {
+                    let made = MappedFile::open(&dir, from, size, Reserve::Whole).map(|f| {
                         if s.warm {
                             f.warm();
                         }
                         Arc::new(f)
                     });
+                    if let Err(e) = &made {
+                        // Not yet needed: the writer that needs it tries again
+                        // and reports the error then.
+                        log::warn!("cannot create the next CommitLog file ahead of time: {e}");
+                    }
                     s.files.lock().insert(path, Some(made));
                     s.done.notify_all();
                 }
@@ -70,23 +75,23 @@ impl AllocateMappedFileService {
     }
 
     /// The file, made in the background if it was requested (waiting for it
-    /// to be ready), else made now.
+    /// to be ready), else (or when making it failed there) made now.
     pub fn take(&self, dir: &Path, from: i64, size: usize) -> io::Result<Arc<MappedFile>> {
         let path = dir.join(crate::store::mapped_file::file_name(from));
         let mut files = self.shared.files.lock();
         loop {
             match files.get(&path) {
-                None => {
-                    drop(files);
-                    return MappedFile::open(dir, from, size).map(Arc::new);
-                }
                 Some(None) => {
                     self.service.wakeup();
                     self.shared.done.wait_for(&mut files, Duration::from_millis(100));
                 }
-                Some(Some(_)) => {
+                _ => {
                     let made = files.remove(&path).flatten();
-                    return made.unwrap_or_else(|| MappedFile::open(dir, from, size).map(Arc::new));
+                    drop(files);
+                    return match made {
+                        Some(Ok(f)) => Ok(f),
+                        _ => MappedFile::open(dir, from, size, Reserve::Whole).map(Arc::new),
+                    };
                 }
             }
         }
@@ -101,15 +106,32 @@ impl AllocateMappedFileService {
 pub struct MappedFileQueue {
     dir: PathBuf,
     file_size: usize,
+    reserve: Reserve,
     files: RwLock<Vec<Arc<MappedFile>>>,
     /// The log offset up to which bytes are flushed.
     flushed_where: AtomicI64,
+    /// Store time of the last message known flushed (RocketMQ: storeTimestamp).
+    store_timestamp: AtomicI64,
+    /// Makes new files in the background; only with [`Reserve::Whole`].
     allocator: Option<Arc<AllocateMappedFileService>>,
 }
 
 impl MappedFileQueue {
-    pub fn new(dir: PathBuf, file_size: usize, allocator: Option<Arc<AllocateMappedFileService>>) -> Self {
-        MappedFileQueue { dir, file_size, files: RwLock::new(Vec::new()), flushed_where: AtomicI64::new(0), allocator }
+    pub fn new(
+        dir: PathBuf,
+        file_size: usize,
+        reserve: Reserve,
+        allocator: Option<Arc<AllocateMappedFileService>>,
+    ) -> Self {
+        MappedFileQueue {
+            dir,
+            file_size,
+            reserve,
+            files: RwLock::new(Vec::new()),
+            flushed_where: AtomicI64::new(0),
+            store_timestamp: AtomicI64::new(0),
+            allocator,
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -120,7 +142,8 @@ impl MappedFileQueue {
     }
 
     /// Maps the files on disk (all marked full; recovery then sets the real
-    /// end). Files of the wrong size or name are an error naming them.
+    /// end). Files of the wrong size, and a missing file between two
+    /// others, are an error naming them.
     pub fn load(&self) -> io::Result<()> {
         let mut found: Vec<(i64, PathBuf)> = Vec::new();
         match std::fs::read_dir(&self.dir) {
@@ -160,9 +183,22 @@ impl MappedFileQueue {
             Err(e) => return Err(e),
         }
         found.sort();
+        for pair in found.windows(2) {
+            if pair[1].0 != pair[0].0 + self.file_size as i64 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is not followed by the file starting at {} (next found: {}): a file is missing",
+                        pair[0].1.display(),
+                        pair[0].0 + self.file_size as i64,
+                        pair[1].1.display()
+                    ),
+                ));
+            }
+        }
         let mut files = Vec::new();
         for (off, _) in found {
-            let f = MappedFile::open(&self.dir, off, self.file_size)?;
+            let f = MappedFile::open(&self.dir, off, self.file_size, self.reserve)?;
             f.mark_full();
             files.push(Arc::new(f));
         }
@@ -198,13 +234,14 @@ impl MappedFileQueue {
             Some(l) => l.from_offset() + self.file_size as i64,
             None => start_offset - start_offset.rem_euclid(self.file_size as i64),
         };
+        fail::fail_point!("mapped_file_queue::roll");
         let f = match &self.allocator {
             Some(a) => {
                 let f = a.take(&self.dir, from, self.file_size)?;
                 a.request(&self.dir, from + self.file_size as i64, self.file_size);
                 f
             }
-            None => Arc::new(MappedFile::open(&self.dir, from, self.file_size)?),
+            None => Arc::new(MappedFile::open(&self.dir, from, self.file_size, self.reserve)?),
         };
         if files.is_empty() && from > 0 {
             self.flushed_where.store(from, Ordering::Release);
@@ -255,6 +292,12 @@ impl MappedFileQueue {
         self.flushed_where.store(v, Ordering::Release);
     }
 
+    /// Store time of the last message known flushed (0: none yet). It
+    /// advances with every flush, caught up with the writes or not.
+    pub fn store_timestamp(&self) -> i64 {
+        self.store_timestamp.load(Ordering::Acquire)
+    }
+
     /// Flushes the file holding the flush position (RocketMQ flushes one
     /// file per call and catches up on the next). True when something new
     /// reached the disk.
@@ -263,10 +306,16 @@ impl MappedFileQueue {
         let Some(f) = self.find(at).or_else(|| if at == 0 { self.first() } else { None }) else {
             return Ok(false);
         };
+        // Read before the flush: the message it names is below the write
+        // position the flush then reads, so it is flushed.
+        let ts = f.last_store_timestamp();
         let pos = f.flush(least_pages)?;
         let now = f.from_offset() + pos as i64;
         if now > at {
             self.flushed_where.store(now, Ordering::Release);
+            if ts > 0 {
+                self.store_timestamp.fetch_max(ts, Ordering::AcqRel);
+            }
             return Ok(true);
         }
         Ok(false)
@@ -282,23 +331,30 @@ impl MappedFileQueue {
         Ok(())
     }
 
-    /// Drops everything past `offset`: later files are deleted, the one
-    /// holding it is cut there (recovery).
+    /// Drops everything past `offset` (recovery): the file holding it is cut
+    /// there, later files are deleted and their removal synced, so a power
+    /// cut cannot bring their stale records back.
     pub fn truncate_from(&self, offset: i64) -> io::Result<()> {
         let mut files = self.files.write();
         let mut keep = Vec::new();
-        for f in files.drain(..) {
+        let mut deleted = false;
+        for f in std::mem::take(&mut *files) {
             let end = f.from_offset() + self.file_size as i64;
             if end <= offset {
                 keep.push(f);
             } else if f.from_offset() <= offset && offset < end {
-                f.reset_to((offset - f.from_offset()) as usize);
+                f.reset_to((offset - f.from_offset()) as usize)?;
                 keep.push(f);
             } else {
+                fail::fail_point!("recovery::delete_file");
                 f.delete()?;
+                deleted = true;
             }
         }
         *files = keep;
+        if deleted {
+            crate::common::file::sync_dir(&self.dir)?;
+        }
         if self.flushed_where() > offset {
             self.flushed_where.store(offset, Ordering::Release);
         }
@@ -351,10 +407,10 @@ mod tests {
     #[test]
     fn rolls_finds_truncates_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
-        let q = MappedFileQueue::new(dir.path().to_path_buf(), 1024, None);
+        let q = MappedFileQueue::new(dir.path().to_path_buf(), 1024, Reserve::Whole, None);
         for i in 0..5u8 {
             let f = q.last_for_append(0).unwrap();
-            assert!(f.append_and_fill(&[i; 8]));
+            assert!(f.append_and_fill(&[i; 8]).unwrap());
         }
         assert_eq!(q.files().len(), 5);
         assert_eq!(q.max_offset(), 5 * 1024);
@@ -365,17 +421,17 @@ mod tests {
         q.truncate_from(2048 + 4).unwrap();
         assert_eq!(q.files().len(), 3);
         assert_eq!(q.max_offset(), 2048 + 4);
-        let q2 = MappedFileQueue::new(dir.path().to_path_buf(), 1024, None);
+        let q2 = MappedFileQueue::new(dir.path().to_path_buf(), 1024, Reserve::Whole, None);
         q2.load().unwrap();
         assert_eq!(q2.files().len(), 3);
         let deleted = q2.delete_leading(10, Duration::ZERO, |f| f.from_offset() < 2048).unwrap();
         assert_eq!(deleted, 2);
         assert_eq!(q2.min_offset(), 2048);
-        let wrong = MappedFileQueue::new(dir.path().to_path_buf(), 512, None);
+        let wrong = MappedFileQueue::new(dir.path().to_path_buf(), 512, Reserve::Whole, None);
         assert!(wrong.load().is_err(), "a file of another size is refused with an error");
         // A file the process died creating (empty, not yet sized) is dropped.
         std::fs::write(dir.path().join(crate::store::mapped_file::file_name(3072)), b"").unwrap();
-        let q3 = MappedFileQueue::new(dir.path().to_path_buf(), 1024, None);
+        let q3 = MappedFileQueue::new(dir.path().to_path_buf(), 1024, Reserve::Whole, None);
         q3.load().unwrap();
         assert_eq!(q3.files().len(), 1);
         assert!(!dir.path().join(crate::store::mapped_file::file_name(3072)).exists());
@@ -385,9 +441,9 @@ mod tests {
     fn the_allocator_prepares_the_next_file() {
         let dir = tempfile::tempdir().unwrap();
         let alloc = Arc::new(AllocateMappedFileService::start(true).unwrap());
-        let q = MappedFileQueue::new(dir.path().to_path_buf(), 4096, Some(alloc.clone()));
+        let q = MappedFileQueue::new(dir.path().to_path_buf(), 4096, Reserve::Whole, Some(alloc.clone()));
         let f = q.last_for_append(0).unwrap();
-        assert!(f.append_and_fill(b"x"));
+        assert!(f.append_and_fill(b"x").unwrap());
         let next = dir.path().join(crate::store::mapped_file::file_name(4096));
         assert!(crate::common::wait::until(Duration::from_secs(5), || next.exists()), "pre-created in the background");
         assert_eq!(q.last_for_append(0).unwrap().from_offset(), 4096);

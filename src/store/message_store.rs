@@ -21,6 +21,7 @@ use crate::store::checkpoint::Checkpoint;
 use crate::store::commit_log::{AppendError, Appended, CommitLog};
 use crate::store::config::{FlushDiskType, StoreConfig};
 use crate::store::consume_queue::{CQ_STORE_UNIT_SIZE, ConsumeQueue, CqUnit};
+use crate::store::disk::{DISK_CHECK_INTERVAL, DiskSpace};
 use crate::store::mapped_file_queue::AllocateMappedFileService;
 
 /// The topic delayed messages wait in; its ConsumeQueue units carry the
@@ -134,6 +135,15 @@ pub(super) struct Inner {
     /// Sync-flush requests: (offset that must be flushed, who waits).
     pub(super) group_commit: Mutex<Vec<(i64, Arc<OneShot<bool>>)>>,
     pub(super) shutting_down: AtomicBool,
+    /// Full or not, and why (puts are refused while full).
+    pub(super) disk: DiskSpace,
+    /// Store time of the last message indexed (the checkpoint's
+    /// ConsumeQueue time once the queues are flushed).
+    pub(super) dispatched_store_timestamp: AtomicI64,
+    /// Indexing is stopped at a record it could not index (logged once).
+    pub(super) reput_stalled: AtomicBool,
+    /// When a ConsumeQueue unit that does not match its record was last logged.
+    bad_unit_logged: AtomicI64,
 }
 
 /// The store and its threads. Dropping it shuts it down.
@@ -144,6 +154,7 @@ pub struct MessageStore {
     flush_commit_log: ServiceThread,
     flush_consume_queue: ServiceThread,
     scheduled: ScheduledExecutor,
+    disk_check: ScheduledExecutor,
     closed: AtomicBool,
 }
 
@@ -151,7 +162,7 @@ impl MessageStore {
     /// Opens the store at `config.store_path_root_dir`, recovering from a
     /// crash when the `abort` file shows the last run did not stop cleanly.
     pub fn open(config: StoreConfig) -> io::Result<Self> {
-        std::fs::create_dir_all(&config.store_path_root_dir)?;
+        crate::common::file::create_dir_durably(&config.store_path_root_dir)?;
         let delay_levels = config
             .delay_levels()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("messageDelayLevel: {e}")))?;
@@ -176,10 +187,15 @@ impl MessageStore {
             memory_window,
             group_commit: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
+            disk: DiskSpace::default(),
+            dispatched_store_timestamp: AtomicI64::new(0),
+            reput_stalled: AtomicBool::new(false),
+            bad_unit_logged: AtomicI64::new(0),
         });
         inner.recover()?;
+        inner.disk.check(&inner.config);
         inner.commit_log.queue().prepare_next();
-        std::fs::write(inner.config.abort_path(), b"")?;
+        crate::common::file::create_marker(&inner.config.abort_path())?;
 
         let r = inner.clone();
         let reput = ServiceThread::start("ReputMessageService", "store", move |ctx| {
@@ -211,6 +227,12 @@ impl MessageStore {
                 log::error!("cleaning expired files failed: {e}");
             }
         });
+        let disk_check = ScheduledExecutor::new("DiskCheckScheduledThread", "store")?;
+        let d = inner.clone();
+        disk_check.schedule_with_fixed_delay(DISK_CHECK_INTERVAL, DISK_CHECK_INTERVAL, move || {
+            thread::doing("reading the disk's free space");
+            d.disk.check(&d.config);
+        });
         log::info!(
             "message store open at {}: CommitLog {}..{}",
             inner.config.store_path_root_dir.display(),
@@ -224,6 +246,7 @@ impl MessageStore {
             flush_commit_log,
             flush_consume_queue,
             scheduled,
+            disk_check,
             closed: AtomicBool::new(false),
         })
     }
@@ -256,6 +279,12 @@ impl MessageStore {
                 "the store is shutting down".into(),
             );
         }
+        if self.inner.disk.is_full() {
+            return PutMessageResult::failed(
+                PutMessageStatus::ServiceNotAvailable,
+                self.inner.disk.remark(&self.inner.config),
+            );
+        }
         for m in msgs {
             if m.body.len() > self.inner.config.max_message_size {
                 return PutMessageResult::failed(
@@ -275,6 +304,14 @@ impl MessageStore {
             }
             Err(AppendError::CreateMappedFileFailed(m)) => {
                 return PutMessageResult::failed(PutMessageStatus::CreateMappedFileFailed, m);
+            }
+            Err(AppendError::DiskFull(m)) => {
+                log::error!("{m}");
+                self.inner.disk.mark_no_space("a CommitLog file", self.inner.config.mapped_file_size_commit_log as u64);
+                return PutMessageResult::failed(
+                    PutMessageStatus::ServiceNotAvailable,
+                    self.inner.disk.remark(&self.inner.config),
+                );
             }
         };
         self.reput.wakeup();
@@ -364,6 +401,10 @@ impl MessageStore {
                 next_phy_file_start = inner.commit_log.roll_next_file(unit.commit_log_offset);
                 continue;
             };
+            if !message::layout::header_matches(&record, unit.size, queue_id, logic, unit.commit_log_offset) {
+                inner.bad_unit(topic, queue_id, logic, unit.commit_log_offset);
+                continue;
+            }
             if let Some(f) = filter
                 && !f.is_matched_by_commit_log(&record)
             {
@@ -451,6 +492,14 @@ impl MessageStore {
     pub fn min_phy_offset(&self) -> i64 {
         self.inner.commit_log.min_offset()
     }
+    /// The CommitLog offset up to which bytes are on disk (RocketMQ: flushedWhere).
+    pub fn flushed_phy_offset(&self) -> i64 {
+        self.inner.commit_log.flushed_where()
+    }
+    /// Whether puts are refused because the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        self.inner.disk.is_full()
+    }
     /// Bytes appended but not yet indexed.
     pub fn dispatch_behind_bytes(&self) -> i64 {
         self.inner.commit_log.max_offset() - self.inner.reput_from.load(Ordering::Acquire)
@@ -493,14 +542,17 @@ impl MessageStore {
         }
         self.inner.shutting_down.store(true, Ordering::Release);
         self.scheduled.shutdown();
+        self.disk_check.shutdown();
         self.reput.shutdown();
         self.flush_commit_log.shutdown();
         self.flush_consume_queue.shutdown();
         self.allocator.shutdown();
         let ok = self.inner.flush_everything().is_ok();
         if ok && self.inner.commit_log.flushed_where() >= self.inner.commit_log.max_offset() {
-            let _ = std::fs::remove_file(self.inner.config.abort_path());
-            log::info!("message store shut down cleanly");
+            match crate::common::file::remove_marker(&self.inner.config.abort_path()) {
+                Ok(()) => log::info!("message store shut down cleanly"),
+                Err(e) => log::error!("cannot remove {}: {e}", self.inner.config.abort_path().display()),
+            }
         } else {
             log::error!("message store could not flush everything; the next start recovers");
         }
@@ -535,6 +587,21 @@ impl Inner {
                 ))
             })
             .clone()
+    }
+
+    /// A ConsumeQueue unit whose record says something else (a damaged
+    /// index): skipped, never returned; logged at most every 10 s.
+    fn bad_unit(&self, topic: &str, queue_id: i32, logic: i64, commit_log_offset: i64) {
+        let now = crate::common::time::now_millis();
+        let last = self.bad_unit_logged.load(Ordering::Relaxed);
+        if now - last >= 10_000
+            && self.bad_unit_logged.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            log::error!(
+                "{topic}-{queue_id} offset {logic}: the ConsumeQueue points at CommitLog offset {commit_log_offset}, \
+                 which holds another record; skipped (delete the queue's directory to have it rebuilt)"
+            );
+        }
     }
 
     fn store_time(&self, commit_log_offset: i64, size: i32) -> Option<i64> {

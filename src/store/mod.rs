@@ -6,6 +6,7 @@ mod cleaning;
 pub mod commit_log;
 pub mod config;
 pub mod consume_queue;
+pub mod disk;
 mod flush;
 pub mod mapped_file;
 pub mod mapped_file_queue;

@@ -1,6 +1,34 @@
 //! Start-up recovery (RocketMQ: CommitLog.recoverNormally / recoverAbnormally,
 //! DefaultMessageStore.recover): load the files, find where the valid
 //! CommitLog ends, cut what lies past it, and make the ConsumeQueues agree.
+//!
+//! Where the walk starts:
+//! - after a clean stop (no `abort` file), at the third-last CommitLog file,
+//!   as Apache does;
+//! - after a crash, at the newest file whose first record is not newer than
+//!   the checkpoint's flushed time (the smaller of the CommitLog and
+//!   ConsumeQueue times, less 3 s); a checkpoint from the future is not
+//!   trusted and the walk starts at the first file.
+//!
+//! From there every record is verified: size, magic, body CRC
+//! (`checkCRCOnRecover`) and its own physical offset. At the first one that
+//! fails:
+//! - valid records, then zeros to the end of the file, then a file that
+//!   starts with a valid record: the file lacks its end-of-file blank record
+//!   (stores written by builds that took the pre-created next file for the
+//!   tail after a clean restart look like this). The blank is written and
+//!   the walk goes on, so nothing after it is lost.
+//! - damage followed by a file whose messages the checkpoint shows were
+//!   flushed (or any damage after a clean stop, when everything was
+//!   flushed): not a torn tail but damaged data. Recovery refuses with an
+//!   error naming the file, rather than delete flushed messages.
+//! - otherwise it is the torn tail of a crash: the log ends there, the rest
+//!   is zeroed and later files are deleted.
+//!
+//! ConsumeQueues lose units pointing past the end, and every record from the
+//! walk's start (crash) or from the end of the ConsumeQueues (clean stop)
+//! is indexed again. A ConsumeQueue that cannot be loaded is rebuilt from
+//! the CommitLog.
 
 use std::collections::HashMap;
 use std::io;
@@ -8,115 +36,254 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::common::message;
-use crate::store::commit_log::CommitLog;
+use crate::common::time::now_millis;
+use crate::store::commit_log::{CommitLog, takes_queue_offset};
 use crate::store::consume_queue::ConsumeQueue;
+use crate::store::mapped_file::MappedFile;
 use crate::store::message_store::Inner;
+
+/// A checkpoint time further ahead of the clock than this is not trusted.
+const CHECKPOINT_CLOCK_SLACK_MS: i64 = 60_000;
+
+/// What lies at a position of the CommitLog.
+enum Record {
+    /// A message of `size` bytes stored at `store_timestamp`.
+    Message { size: i64, store_timestamp: i64 },
+    /// The blank record that ends a file.
+    Blank,
+    /// Not a record that belongs here, and why.
+    Invalid(String),
+}
+
+/// Verifies the record at the start of `rest`, which must sit at log
+/// offset `at`.
+fn check_record(rest: &[u8], at: i64, check_crc: bool) -> Record {
+    let Some((size, magic)) = message::record_size(rest) else {
+        return Record::Invalid(format!("only {} bytes left in the file", rest.len()));
+    };
+    if magic == message::BLANK_MAGIC_CODE {
+        return if size as usize == rest.len() {
+            Record::Blank
+        } else {
+            Record::Invalid(format!("a blank record of {size} bytes where {} are left", rest.len()))
+        };
+    }
+    if size <= 0 || size as usize > rest.len() {
+        return Record::Invalid(if size == 0 && magic == 0 {
+            "zeros".to_string()
+        } else {
+            format!("a record size of {size} with {} bytes left in the file", rest.len())
+        });
+    }
+    match message::parse_record(&rest[..size as usize], check_crc) {
+        Ok(m) if m.commit_log_offset == at => Record::Message { size: size as i64, store_timestamp: m.store_timestamp },
+        Ok(m) => Record::Invalid(format!("a record that says it is at offset {}", m.commit_log_offset)),
+        Err(e) => Record::Invalid(e.to_string()),
+    }
+}
+
+/// Every byte of `f`, for the walk.
+fn bytes_of(f: &MappedFile) -> &[u8] {
+    // SAFETY: recovery runs in `MessageStore::open` before any thread of
+    // the store starts and before the store is handed out, so nothing
+    // appends to or cuts the file while these bytes are looked at; the
+    // writes recovery itself makes (`seal`, `reset_to`) happen after the
+    // last use of the slice for that file.
+    unsafe { f.read_whole() }
+}
 
 impl Inner {
     pub(super) fn recover(&self) -> io::Result<()> {
         let abnormal = self.config.abort_path().exists();
-        self.commit_log.queue().load()?;
-        self.load_consume_queues()?;
+        let q = self.commit_log.queue();
+        q.load()?;
+        let rebuild = self.load_consume_queues()?;
+        let files = q.files();
         let scan_from = if abnormal {
             log::warn!("the last run did not stop cleanly: recovering from the checkpoint");
-            self.abnormal_recovery_start()
+            self.abnormal_recovery_start(&files)
         } else {
-            self.commit_log.queue().last().map_or(0, |f| f.from_offset())
+            files.get(files.len().saturating_sub(3)).map_or(0, |f| f.from_offset())
         };
-        let end = self.scan_valid_end(scan_from);
-        self.commit_log.queue().truncate_from(end)?;
-        self.commit_log.queue().set_flushed_where(end);
+        let end = self.scan_valid_end(scan_from, abnormal)?;
+        q.truncate_from(end)?;
+        q.set_flushed_where(end);
         let min = self.commit_log.min_offset();
         let queues: Vec<Arc<ConsumeQueue>> = self.queues.read().values().flat_map(|m| m.values().cloned()).collect();
-        let mut reput_from = if queues.is_empty() { min } else { 0 };
-        for q in &queues {
-            q.truncate_dirty(end)?;
-            q.correct_min_offset(min);
-            reput_from = reput_from.max(q.max_physic_offset());
+        let mut reput_from = if queues.is_empty() || rebuild { min } else { 0 };
+        for cq in &queues {
+            cq.truncate_dirty(end)?;
+            cq.correct_min_offset(min);
+            if !rebuild {
+                reput_from = reput_from.max(cq.max_physic_offset());
+            }
         }
         if abnormal {
             reput_from = reput_from.min(scan_from);
         }
         self.reput_from.store(reput_from.clamp(min, end), Ordering::Release);
         self.do_reput();
-        let mut table = HashMap::new();
-        for (topic, m) in self.queues.read().iter() {
-            for (qid, q) in m {
-                table.insert(CommitLog::queue_key(topic, *qid), q.max_offset_in_queue());
-            }
-        }
-        self.commit_log.set_queue_offsets(table);
+        self.commit_log.set_queue_offsets(self.next_queue_offsets(end));
         Ok(())
     }
 
-    pub(super) fn load_consume_queues(&self) -> io::Result<()> {
+    /// Loads every ConsumeQueue. One that cannot be loaded (a damaged or
+    /// missing file, another file size) is deleted to be rebuilt from the
+    /// CommitLog: it is an index of the CommitLog, which still holds its
+    /// messages. True when one must be rebuilt.
+    pub(super) fn load_consume_queues(&self) -> io::Result<bool> {
         let root = self.config.consume_queue_dir();
-        let Ok(topics) = std::fs::read_dir(&root) else { return Ok(()) };
+        let Ok(topics) = std::fs::read_dir(&root) else { return Ok(false) };
+        let mut rebuild = false;
         for t in topics.flatten() {
             let topic = t.file_name().to_string_lossy().to_string();
             let Ok(qids) = std::fs::read_dir(t.path()) else { continue };
             for q in qids.flatten() {
                 let Ok(qid) = q.file_name().to_string_lossy().parse::<i32>() else { continue };
                 let cq = self.find_or_create_queue(&topic, qid);
-                cq.load()?;
-                cq.recover();
+                if let Err(e) = cq.load().and_then(|_| cq.recover()) {
+                    log::error!("ConsumeQueue {topic}-{qid} cannot be loaded ({e}): rebuilding it from the CommitLog");
+                    cq.destroy()?;
+                    rebuild = true;
+                }
             }
         }
-        Ok(())
+        Ok(rebuild)
     }
 
-    /// The start of the newest file whose first message is older than the
-    /// checkpoint's flushed time (RocketMQ: isMappedFileMatchedRecover).
-    pub(super) fn abnormal_recovery_start(&self) -> i64 {
+    /// Is the checkpoint's time believable (not ahead of the clock)?
+    fn checkpoint_trusted(&self) -> bool {
+        let ahead = self.checkpoint.physic_msg_timestamp().max(self.checkpoint.logics_msg_timestamp());
+        let trusted = ahead <= now_millis() + CHECKPOINT_CLOCK_SLACK_MS;
+        if !trusted {
+            log::warn!("the checkpoint names a time ahead of the clock ({ahead}): it is not trusted");
+        }
+        trusted
+    }
+
+    /// The start of the newest file whose first message is not newer than
+    /// the checkpoint's flushed time (RocketMQ: isMappedFileMatchedRecover).
+    fn abnormal_recovery_start(&self, files: &[Arc<MappedFile>]) -> i64 {
+        let first = files.first().map_or(0, |f| f.from_offset());
+        if !self.checkpoint_trusted() {
+            return first;
+        }
         let min_ts = self.checkpoint.min_timestamp();
-        let files = self.commit_log.queue().files();
         for f in files.iter().rev() {
-            let first = message::decode(f.read_whole(), false, false);
-            if let Ok(m) = first
+            if let Ok(m) = message::parse_record(bytes_of(f), false)
                 && m.store_timestamp > 0
                 && m.store_timestamp <= min_ts
             {
+                log::info!("recovering from {} (checkpoint time {min_ts})", f.path().display());
                 return f.from_offset();
             }
         }
-        files.first().map_or(0, |f| f.from_offset())
+        first
     }
 
-    /// Walks records from `from` across files while they are whole and
-    /// valid (size, magic, CRC, their own offset); returns where they end.
-    pub(super) fn scan_valid_end(&self, from: i64) -> i64 {
+    /// Walks records from `from` across files while they verify; returns
+    /// where the valid log ends, having written missing end-of-file blanks
+    /// on the way. Damage that is not a torn tail is an error naming the file.
+    fn scan_valid_end(&self, from: i64, abnormal: bool) -> io::Result<i64> {
         let q = self.commit_log.queue();
-        let mut at = from;
         let check_crc = self.config.check_crc_on_recover;
+        let mut at = from;
         while let Some(f) = q.find(at) {
-            let whole = f.read_whole();
             let pos = (at - f.from_offset()) as usize;
-            let rest = &whole[pos..];
-            let Some((size, magic)) = message::record_size(rest) else { break };
-            if magic == message::BLANK_MAGIC_CODE && size as usize == rest.len() {
-                at = f.from_offset() + f.size() as i64;
+            let next_file = f.from_offset() + f.size() as i64;
+            let rest = &bytes_of(&f)[pos..];
+            if rest.is_empty() {
+                at = next_file;
                 continue;
             }
-            if size <= 0 || size as usize > rest.len() {
-                break;
+            let why = match check_record(rest, at, check_crc) {
+                Record::Message { size, store_timestamp } => {
+                    f.set_last_store_timestamp(store_timestamp);
+                    at += size;
+                    continue;
+                }
+                Record::Blank => {
+                    at = next_file;
+                    continue;
+                }
+                Record::Invalid(why) => why,
+            };
+            let Some((next, next_ts)) =
+                q.find(next_file).and_then(|n| match check_record(bytes_of(&n), n.from_offset(), check_crc) {
+                    Record::Message { store_timestamp, .. } => Some((n, store_timestamp)),
+                    _ => None,
+                })
+            else {
+                log::warn!("the CommitLog ends at offset {at} in {}: {why}", f.path().display());
+                return Ok(at);
+            };
+            if rest.iter().all(|&b| b == 0) {
+                log::warn!(
+                    "{}: its records end at {pos} without the end-of-file record, and {} goes on: writing it",
+                    f.path().display(),
+                    next.path().display()
+                );
+                seal(&f, pos)?;
+                at = next_file;
+                continue;
             }
-            match message::decode(&rest[..size as usize], false, check_crc) {
-                Ok(m) if m.commit_log_offset == at => {
-                    f.set_last_store_timestamp(m.store_timestamp);
-                    at += size as i64;
-                }
-                Ok(m) => {
-                    log::warn!("record at {at} says it is at {}: the log ends here", m.commit_log_offset);
-                    break;
-                }
-                Err(e) => {
-                    if size != 0 {
-                        log::warn!("invalid record at CommitLog offset {at} ({e}): the log ends here");
-                    }
-                    break;
-                }
+            // The checkpoint's CommitLog time is that of a message whose
+            // flush had finished; flushes go in log order, so a later file
+            // whose first message is older was preceded by flushed bytes.
+            let flushed = !abnormal || (self.checkpoint_trusted() && next_ts < self.checkpoint.physic_msg_timestamp());
+            if flushed {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is damaged at CommitLog offset {at} ({why}), but {} after it holds messages that were \
+                         flushed: this is not the torn tail of a crash, and recovery does not delete flushed \
+                         messages. Restore the file (from a slave or a backup), or move it and every later \
+                         CommitLog file aside to keep only what precedes the damage",
+                        f.path().display(),
+                        next.path().display()
+                    ),
+                ));
+            }
+            log::warn!("the CommitLog ends at offset {at} in {}: {why}", f.path().display());
+            return Ok(at);
+        }
+        Ok(at)
+    }
+
+    /// The next queue offset of every queue: from the ConsumeQueues, and
+    /// from records not indexed yet (the disk may be too full to index them).
+    fn next_queue_offsets(&self, end: i64) -> HashMap<String, i64> {
+        let mut table = HashMap::new();
+        for (topic, m) in self.queues.read().iter() {
+            for (qid, q) in m {
+                table.insert(CommitLog::queue_key(topic, *qid), q.max_offset_in_queue());
             }
         }
-        at
+        let q = self.commit_log.queue();
+        let mut at = self.reput_from.load(Ordering::Acquire);
+        while at < end {
+            let Some(f) = q.find(at) else { break };
+            let rest = &bytes_of(&f)[(at - f.from_offset()) as usize..];
+            match message::parse_record(rest, false) {
+                Ok(m) => {
+                    if takes_queue_offset(m.sys_flag) {
+                        let next = table.entry(CommitLog::queue_key(&m.topic(), m.queue_id)).or_insert(0);
+                        *next = (*next).max(m.queue_offset + 1);
+                    }
+                    at += m.store_size as i64;
+                }
+                Err(_) => at = f.from_offset() + f.size() as i64,
+            }
+        }
+        table
     }
+}
+
+/// Ends `f` at `pos` with a blank record and syncs it.
+fn seal(f: &MappedFile, pos: usize) -> io::Result<()> {
+    f.reset_to(pos)?;
+    let blank = message::blank_record((f.size() - pos) as i32);
+    f.append_and_fill(&blank[..(f.size() - pos).min(blank.len())])?;
+    f.flush(0)?;
+    Ok(())
 }

@@ -1,6 +1,9 @@
 //! `ReputMessageService`: reads records appended to the CommitLog, writes
-//! their ConsumeQueue units and tells the arriving listener at once.
+//! their ConsumeQueue units and tells the arriving listener at once. A unit
+//! that cannot be written (the disk is full) stops the service at that
+//! record; it tries again on its next round, so no message goes unindexed.
 
+use std::io;
 use std::sync::atomic::Ordering;
 
 use crate::common::message;
@@ -36,7 +39,25 @@ impl Inner {
             let parsed = record.map(|r| message::parse_record(r, false));
             match parsed {
                 Some(Ok(m)) => {
-                    self.dispatch(&m, size);
+                    if let Err(e) = self.dispatch(&m, size) {
+                        if e.kind() == io::ErrorKind::StorageFull {
+                            self.disk
+                                .mark_no_space("a ConsumeQueue", crate::store::consume_queue::CQ_RESERVE_MAX as u64);
+                        }
+                        if !self.reput_stalled.swap(true, Ordering::AcqRel) {
+                            log::error!(
+                                "cannot index {}-{} offset {}: {e}; trying again until it can",
+                                m.topic(),
+                                m.queue_id,
+                                m.queue_offset
+                            );
+                        }
+                        return;
+                    }
+                    if self.reput_stalled.swap(false, Ordering::AcqRel) {
+                        log::info!("indexing goes on at CommitLog offset {at}");
+                    }
+                    self.dispatched_store_timestamp.store(m.store_timestamp, Ordering::Release);
                     self.reput_from.store(at + size as i64, Ordering::Release);
                 }
                 _ => {
@@ -47,22 +68,20 @@ impl Inner {
         }
     }
 
-    pub(super) fn dispatch(&self, m: &message::RecordView<'_>, size: i32) {
+    fn dispatch(&self, m: &message::RecordView<'_>, size: i32) -> io::Result<()> {
         if !takes_queue_offset(m.sys_flag) {
-            return;
+            return Ok(());
         }
         let topic = m.topic();
         let tags_code = self.tags_code(m);
         let cq = self.find_or_create_queue(&topic, m.queue_id);
         let unit = CqUnit { commit_log_offset: m.commit_log_offset, size, tags_code };
-        if let Err(e) = cq.put(m.queue_offset, unit) {
-            log::error!("cannot index {topic}-{} offset {}: {e}", m.queue_id, m.queue_offset);
-            return;
-        }
+        cq.put(m.queue_offset, unit)?;
         let listener = self.listener.read().clone();
         if let Some(l) = listener {
             l.arriving(&topic, m.queue_id, m.queue_offset + 1, tags_code, m.store_timestamp);
         }
+        Ok(())
     }
 
     /// The tags hash, or for a delayed message its delivery time.

@@ -1,2 +1,3 @@
 pub mod cluster;
 pub mod pcap;
+pub mod store_child;
