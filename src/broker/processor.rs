@@ -205,10 +205,8 @@ impl SendMessageProcessor {
                 );
             }
             PutMessageStatus::ServiceNotAvailable => {
-                return RemotingCommand::error(
-                    response::SERVICE_NOT_AVAILABLE,
-                    "service not available now. the broker is shutting down",
-                );
+                let why = r.remark.unwrap_or_else(|| "service not available now".into());
+                return RemotingCommand::error(response::SERVICE_NOT_AVAILABLE, why);
             }
             PutMessageStatus::UnknownError => return RemotingCommand::error(response::SYSTEM_ERROR, "UNKNOWN_ERROR"),
         };

@@ -19,8 +19,8 @@ use crate::common::file::{read_parsed_with_backup, write_atomically};
 use crate::common::message::{self, MessageToStore, property};
 use crate::common::time::now_millis;
 use crate::common::{ScheduledExecutor, thread};
-use crate::store::MessageStore;
 use crate::store::message_store::SCHEDULE_TOPIC;
+use crate::store::{GetMessageResult, MessageStore};
 
 #[derive(Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -87,8 +87,31 @@ fn persist(offsets: &Mutex<DelayOffsetTable>, path: &std::path::Path) -> io::Res
     write_atomically(path, &body)
 }
 
+/// What one read of a level's queue at `offset` asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// The message at queue offset `at` (after `offset` when the ones
+    /// between are gone) is the next one to deliver when due.
+    Deliver { at: i64 },
+    /// Nothing to deliver below `to`: their CommitLog records were cleaned.
+    Skip { to: i64 },
+    /// Nothing yet.
+    Wait,
+}
+
+fn next_of(r: &GetMessageResult, offset: i64) -> Next {
+    match r.queue_offsets.first() {
+        Some(&at) if !r.messages.is_empty() => Next::Deliver { at },
+        _ if r.next_begin_offset > offset => Next::Skip { to: r.next_begin_offset },
+        _ => Next::Wait,
+    }
+}
+
 /// Delivers every due message of one level, in order, stopping at the
-/// first one not due yet.
+/// first one not due yet. Messages whose records were cleaned are skipped
+/// (logged), so a level never stalls behind them; a message the store took
+/// counts as delivered even when its flush timed out, so it is never put
+/// twice.
 fn deliver_due(store: &MessageStore, offsets: &Mutex<DelayOffsetTable>, level: i32) {
     let qid = level - 1;
     let mut offset = offsets.lock().offset_table.get(&level).copied().unwrap_or(0);
@@ -98,10 +121,26 @@ fn deliver_due(store: &MessageStore, offsets: &Mutex<DelayOffsetTable>, level: i
     let now = now_millis();
     while offset < max {
         let r = store.get_message("SCHEDULE_TOPIC", SCHEDULE_TOPIC, qid, offset, 1, None);
-        let Some(record) = r.messages.first() else { break };
-        let Ok(m) = message::decode(record, true, false) else {
-            log::error!("unreadable delayed message at {SCHEDULE_TOPIC}-{qid} offset {offset}; skipped");
-            offset += 1;
+        let at = match next_of(&r, offset) {
+            Next::Deliver { at } => at,
+            Next::Skip { to } => {
+                log::warn!(
+                    "{SCHEDULE_TOPIC}-{qid}: delayed messages at offsets {offset}..{to} are gone (their CommitLog file was cleaned); skipped"
+                );
+                offset = to;
+                offsets.lock().offset_table.insert(level, offset);
+                continue;
+            }
+            Next::Wait => break,
+        };
+        if at > offset {
+            log::warn!("{SCHEDULE_TOPIC}-{qid}: delayed messages at offsets {offset}..{at} are gone; skipped");
+            offset = at;
+            offsets.lock().offset_table.insert(level, offset);
+        }
+        let Ok(m) = message::decode(&r.messages[0], true, false) else {
+            log::error!("unreadable delayed message at {SCHEDULE_TOPIC}-{qid} offset {at}; skipped");
+            offset = at + 1;
             continue;
         };
         let due = m.store_timestamp + delay_of(store, level);
@@ -127,12 +166,18 @@ fn deliver_due(store: &MessageStore, offsets: &Mutex<DelayOffsetTable>, level: i
             prepared_transaction_offset: m.prepared_transaction_offset,
         };
         if back.topic.is_empty() {
-            log::error!("delayed message at {SCHEDULE_TOPIC}-{qid} offset {offset} has no real topic; skipped");
-        } else if !store.put_message(&back, true).is_ok() {
-            // Try again on the next round rather than lose it.
-            break;
+            log::error!("delayed message at {SCHEDULE_TOPIC}-{qid} offset {at} has no real topic; skipped");
+        } else {
+            let put = store.put_message(&back, true);
+            if put.appended.is_none() {
+                // Refused (the disk is full, say): try again on the next round.
+                break;
+            }
+            if !put.is_ok() {
+                log::warn!("delayed message {SCHEDULE_TOPIC}-{qid} offset {at} delivered, but {:?}", put.status);
+            }
         }
-        offset += 1;
+        offset = at + 1;
         offsets.lock().offset_table.insert(level, offset);
     }
     offsets.lock().offset_table.entry(level).or_insert(offset);
@@ -141,4 +186,35 @@ fn deliver_due(store: &MessageStore, offsets: &Mutex<DelayOffsetTable>, level: i
 fn delay_of(store: &MessageStore, level: i32) -> i64 {
     let levels = store.config().delay_levels().unwrap_or_default();
     levels.get((level - 1).max(0) as usize).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::GetMessageStatus;
+
+    fn read(status: GetMessageStatus, next: i64, found_at: Option<i64>) -> GetMessageResult {
+        GetMessageResult {
+            status,
+            next_begin_offset: next,
+            min_offset: 0,
+            max_offset: 100,
+            messages: found_at.map(|_| bytes::Bytes::from_static(b"record")).into_iter().collect(),
+            queue_offsets: found_at.into_iter().collect(),
+            buffer_total_size: 6,
+            suggest_pulling_from_slave: false,
+        }
+    }
+
+    #[test]
+    fn cleaned_records_are_skipped_not_waited_for() {
+        // The unit at 5 points into a cleaned CommitLog file: nothing found,
+        // the read moved on to 9. Waiting there would stall the level for good.
+        assert_eq!(next_of(&read(GetMessageStatus::MessageWasRemoving, 9, None), 5), Next::Skip { to: 9 });
+        // The read skipped the cleaned ones and found 9: delivering it and
+        // going on at 6 would deliver 9 again.
+        assert_eq!(next_of(&read(GetMessageStatus::Found, 10, Some(9)), 5), Next::Deliver { at: 9 });
+        assert_eq!(next_of(&read(GetMessageStatus::Found, 6, Some(5)), 5), Next::Deliver { at: 5 });
+        assert_eq!(next_of(&read(GetMessageStatus::OffsetOverflowOne, 5, None), 5), Next::Wait);
+    }
 }

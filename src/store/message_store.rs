@@ -276,7 +276,7 @@ impl MessageStore {
         if self.inner.shutting_down.load(Ordering::Acquire) {
             return PutMessageResult::failed(
                 PutMessageStatus::ServiceNotAvailable,
-                "the store is shutting down".into(),
+                "service not available now: the message store is shutting down".into(),
             );
         }
         if self.inner.disk.is_full() {
