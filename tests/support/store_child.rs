@@ -25,6 +25,7 @@ const ENV_FLUSH: &str = "RMQ_STORE_CHILD_FLUSH";
 const ENV_CL_FILE: &str = "RMQ_STORE_CHILD_CL_FILE";
 const ENV_FAILPOINT: &str = "RMQ_STORE_CHILD_FAILPOINT";
 const ENV_OFFSETS: &str = "RMQ_STORE_CHILD_OFFSETS";
+const ENV_FAILCFG: &str = "RMQ_STORE_CHILD_FAILCFG";
 
 pub const TOPIC: &str = "Durable";
 pub const GROUP: &str = "durable_group";
@@ -65,11 +66,14 @@ pub struct Spec {
     /// Commit and persist consumer offsets (config/consumerOffset.json) as
     /// the queues grow.
     pub offsets: bool,
+    /// A failpoint and its actions in the `fail` crate's syntax, set in the
+    /// child (`("mapped_file::allocate", "5*off->return")`).
+    pub fail_cfg: Option<(&'static str, &'static str)>,
 }
 
 impl Default for Spec {
     fn default() -> Self {
-        Spec { flush: FlushDiskType::SyncFlush, cl_file: 64 * 1024, kill_at: None, offsets: false }
+        Spec { flush: FlushDiskType::SyncFlush, cl_file: 64 * 1024, kill_at: None, offsets: false, fail_cfg: None }
     }
 }
 
@@ -83,7 +87,7 @@ pub fn child_main() {
     let cl_file = std::env::var(ENV_CL_FILE).ok().and_then(|v| v.parse().ok()).unwrap_or(64 * 1024);
     let store_cell: Arc<OnceLock<Arc<MessageStore>>> = Arc::new(OnceLock::new());
     if let Ok(fp) = std::env::var(ENV_FAILPOINT) {
-        let (name, n) = fp.split_once(':').unwrap();
+        let (name, n) = fp.rsplit_once(':').unwrap();
         let n: u64 = n.parse().unwrap();
         let hits = AtomicU64::new(0);
         let cell = store_cell.clone();
@@ -101,6 +105,10 @@ pub fn child_main() {
             }
         })
         .unwrap();
+    }
+    if let Ok(c) = std::env::var(ENV_FAILCFG) {
+        let (name, actions) = c.split_once('=').unwrap();
+        fail::cfg(name, actions).unwrap();
     }
     let store = match MessageStore::open(config(Path::new(&dir), cl_file, flush)) {
         Ok(s) => Arc::new(s),
@@ -123,6 +131,7 @@ pub fn child_main() {
                         println!("ACK {t} {seq}");
                         seq += 1;
                     } else {
+                        println!("REFUSED {t} {:?}", r.status);
                         std::thread::sleep(Duration::from_millis(5));
                     }
                 }
@@ -172,6 +181,8 @@ pub struct Said {
     pub killed_at: Option<String>,
     pub clean: bool,
     pub open_failed: Option<String>,
+    /// Puts the store refused, by status (`ServiceNotAvailable`, ...).
+    pub refused: HashMap<String, usize>,
 }
 
 impl Said {
@@ -195,6 +206,9 @@ pub fn spawn(child_test: &str, dir: &Path, spec: &Spec) -> Running {
     if spec.offsets {
         cmd.env(ENV_OFFSETS, "1");
     }
+    if let Some((name, actions)) = spec.fail_cfg {
+        cmd.env(ENV_FAILCFG, format!("{name}={actions}"));
+    }
     let mut child = cmd.spawn().unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
     let (tx, lines) = std::sync::mpsc::channel();
@@ -217,7 +231,17 @@ impl Running {
     /// Reads what the child says until it has acknowledged `acks` puts (then
     /// `then` is sent to it, if any) and it ends, or `limit` passes (then it
     /// is killed).
-    pub fn run(mut self, acks: usize, then: Option<nix::sys::signal::Signal>, limit: Duration) -> Said {
+    pub fn run(self, acks: usize, then: Option<nix::sys::signal::Signal>, limit: Duration) -> Said {
+        self.run_until(|said| said.acks() >= acks, then, limit)
+    }
+
+    /// As [`Running::run`], sending `then` once `ready` holds.
+    pub fn run_until(
+        mut self,
+        ready: impl Fn(&Said) -> bool,
+        then: Option<nix::sys::signal::Signal>,
+        limit: Duration,
+    ) -> Said {
         let mut said = Said { run: self.child.id(), acked: vec![Vec::new(); THREADS], ..Default::default() };
         let deadline = std::time::Instant::now() + limit;
         let mut signalled = false;
@@ -231,6 +255,12 @@ impl Running {
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             };
+            // The test harness prints `test <name> ... ` before the child's
+            // first line, without a newline.
+            let line = match line.split_once(" ... ") {
+                Some((_, said)) if line.starts_with("test ") => said.to_string(),
+                _ => line,
+            };
             let mut words = line.split(' ');
             match (words.next(), words.next(), words.next()) {
                 (Some("ACK"), Some(t), Some(s)) => {
@@ -241,10 +271,11 @@ impl Running {
                 (Some("FLUSHED"), Some(o), _) => said.flushed = o.parse().ok(),
                 (Some("KILLED"), _, _) => said.killed_at = Some(line["KILLED AT ".len().min(line.len())..].to_string()),
                 (Some("CLEAN"), _, _) => said.clean = true,
+                (Some("REFUSED"), Some(_), Some(status)) => *said.refused.entry(status.to_string()).or_default() += 1,
                 (Some("OPEN"), _, _) => said.open_failed = Some(line.clone()),
                 _ => {}
             }
-            if !signalled && said.acks() >= acks {
+            if !signalled && ready(&said) {
                 signalled = true;
                 if let Some(sig) = then {
                     let _ = nix::sys::signal::kill(self.pid(), sig);
