@@ -16,6 +16,37 @@ fn free_port() -> u16 {
 }
 
 #[test]
+fn standalone_takes_broker_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ns, br) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args(["standalone", "--namesrv", &format!("127.0.0.1:{ns}"), "--broker", &format!("127.0.0.1:{br}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["-o", "mappedFileSizeCommitLog=16777216", "-o", "diskSpaceWarningLevelRatio=95"])
+        .env("RMQ_THREADS_DIR", dir.path().join("threads"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = dir.path().join("broker/commitlog/00000000000000000000");
+    let made = rmq::common::wait::until(Duration::from_secs(10), || first.exists());
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(made, "the first CommitLog file is made at start");
+    assert_eq!(std::fs::metadata(&first).unwrap().len(), 16 << 20);
+    let bad = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args(["standalone", "--namesrv", "127.0.0.1:0", "--broker", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["-o", "diskSpaceWarningLevelRatio=0.9"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("diskSpaceWarningLevelRatio"));
+}
+
+#[test]
 fn standalone_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let (ns, br) = (free_port(), free_port());
@@ -50,6 +81,12 @@ fn standalone_serves_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(r.code, response::SUCCESS);
     assert!(dir.path().join("broker/abort").exists(), "a running store has its abort file");
+    // A new store's CommitLog files are 128 MiB at most (each gets its
+    // blocks when made), not Apache's 1 GiB.
+    let first = dir.path().join("broker/commitlog/00000000000000000000");
+    assert!(rmq::common::wait::until(Duration::from_secs(10), || first.exists()), "the first file is made at start");
+    let size = std::fs::metadata(&first).unwrap().len();
+    assert!((8 << 20..=128 << 20).contains(&size), "{size}");
 
     // rmq admin, as a user types it.
     let admin = |args: &[&str]| {

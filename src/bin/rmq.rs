@@ -45,7 +45,8 @@ enum Command {
         #[arg(long, default_value = "./data/namesrv/kvConfig.json")]
         kv_config_path: std::path::PathBuf,
     },
-    /// Name server + broker in one process (auto-creation on, data under ./data).
+    /// Name server + broker in one process (auto-creation on, data under
+    /// ./data, CommitLog files of 128 MiB at most: see the README).
     Standalone {
         /// Name server listen address.
         #[arg(long, default_value = "127.0.0.1:9876")]
@@ -56,6 +57,9 @@ enum Command {
         /// Where the name server's and the broker's data go.
         #[arg(long, default_value = "./data")]
         data_dir: std::path::PathBuf,
+        /// Broker settings, `key=value` (broker.conf keys), applied last.
+        #[arg(short = 'o', long = "set")]
+        overrides: Vec<String>,
     },
     /// A broker, configured by an Apache-style broker.conf.
     Broker {
@@ -458,13 +462,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Standalone { namesrv, broker, data_dir } => match standalone(&namesrv, &broker, &data_dir) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("rmq standalone: {e}");
-                ExitCode::FAILURE
+        Command::Standalone { namesrv, broker, data_dir, overrides } => {
+            match standalone(&namesrv, &broker, &data_dir, &overrides) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rmq standalone: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::Threads { pid } => match rmq::common::thread_dump_of(pid) {
             Ok(text) => {
                 print!("{text}");
@@ -771,7 +777,7 @@ fn start_namesrv(listen: &str, kv_config_path: std::path::PathBuf) -> Result<rmq
 }
 
 /// Starts the name server and a broker using it, data under `data_dir`.
-fn standalone(namesrv: &str, broker: &str, data_dir: &std::path::Path) -> Result<(), String> {
+fn standalone(namesrv: &str, broker: &str, data_dir: &std::path::Path, overrides: &[String]) -> Result<(), String> {
     let ns = start_namesrv(namesrv, data_dir.join("namesrv").join("kvConfig.json"))?;
     let broker_addr: std::net::SocketAddr = broker.parse().map_err(|e| format!("bad address {broker:?}: {e}"))?;
     let mut cfg = rmq::broker::BrokerConfig {
@@ -783,6 +789,13 @@ fn standalone(namesrv: &str, broker: &str, data_dir: &std::path::Path) -> Result
         ..Default::default()
     };
     cfg.store.store_path_root_dir = data_dir.join("broker");
+    cfg.store.mapped_file_size_commit_log = standalone_commit_log_file_size(&cfg.store);
+    for o in overrides {
+        let (k, v) = rmq::broker::config::parse_override(o)?;
+        if !cfg.apply(&k, &v)? {
+            eprintln!("warning: unknown key {k:?} ignored");
+        }
+    }
     let b = start_broker(cfg)?;
     println!("data under {}", data_dir.display());
     println!("thread dump: rmq threads {}", std::process::id());
@@ -790,6 +803,26 @@ fn standalone(namesrv: &str, broker: &str, data_dir: &std::path::Path) -> Result
     drop(b);
     drop(ns);
     Ok(())
+}
+
+/// The CommitLog file size of `rmq standalone`: that of the files already
+/// there; for a new store 128 MiB, or an eighth of the disk when that is
+/// less (at least 8 MiB). Every file gets its blocks when made, and the next
+/// one is made ahead of time, so a 1 GiB file (Apache's size, the broker's
+/// default) would take 2 GiB of a laptop's disk before the first message.
+fn standalone_commit_log_file_size(store: &rmq::store::StoreConfig) -> usize {
+    const MIB: u64 = 1024 * 1024;
+    let existing = std::fs::read_dir(store.commit_log_dir()).ok().and_then(|entries| {
+        entries.flatten().find_map(|e| {
+            let named = e.file_name().to_str().is_some_and(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()));
+            named.then(|| e.metadata().ok()).flatten().map(|m| m.len())
+        })
+    });
+    if let Some(len) = existing.filter(|&l| l > 0) {
+        return len as usize;
+    }
+    let disk = store.store_path_root_dir.ancestors().find_map(rmq::store::disk::space).map_or(u64::MAX, |(t, _)| t);
+    ((disk / 8 / MIB * MIB).clamp(8 * MIB, 128 * MIB)) as usize
 }
 
 /// Starts a broker and says where it listens.
