@@ -25,10 +25,13 @@ fn standalone_takes_broker_settings() {
         .arg(dir.path())
         .args(["-o", "mappedFileSizeCommitLog=16777216", "-o", "diskSpaceWarningLevelRatio=95"])
         .env("RMQ_THREADS_DIR", dir.path().join("threads"))
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 && !line.contains("thread dump:") {}
     let first = dir.path().join("broker/commitlog/00000000000000000000");
     let made = rmq::common::wait::until(Duration::from_secs(10), || first.exists());
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();

@@ -440,28 +440,32 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Broker { config, overrides } => match broker_from_config(config.as_deref(), &overrides) {
-            Ok(b) => {
-                wait_for_signal();
-                drop(b);
-                ExitCode::SUCCESS
+        Command::Broker { config, overrides } => {
+            match (shutdown_signals(), broker_from_config(config.as_deref(), &overrides)) {
+                (signals, Ok(b)) => {
+                    wait_for_signal(signals);
+                    drop(b);
+                    ExitCode::SUCCESS
+                }
+                (_, Err(e)) => {
+                    eprintln!("rmq broker: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("rmq broker: {e}");
-                ExitCode::FAILURE
+        }
+        Command::Namesrv { listen, kv_config_path } => {
+            match (shutdown_signals(), start_namesrv(&listen, kv_config_path)) {
+                (signals, Ok(ns)) => {
+                    wait_for_signal(signals);
+                    drop(ns);
+                    ExitCode::SUCCESS
+                }
+                (_, Err(e)) => {
+                    eprintln!("rmq namesrv: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
-        Command::Namesrv { listen, kv_config_path } => match start_namesrv(&listen, kv_config_path) {
-            Ok(ns) => {
-                wait_for_signal();
-                drop(ns);
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("rmq namesrv: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Standalone { namesrv, broker, data_dir, overrides } => {
             match standalone(&namesrv, &broker, &data_dir, &overrides) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -778,6 +782,7 @@ fn start_namesrv(listen: &str, kv_config_path: std::path::PathBuf) -> Result<rmq
 
 /// Starts the name server and a broker using it, data under `data_dir`.
 fn standalone(namesrv: &str, broker: &str, data_dir: &std::path::Path, overrides: &[String]) -> Result<(), String> {
+    let signals = shutdown_signals();
     let ns = start_namesrv(namesrv, data_dir.join("namesrv").join("kvConfig.json"))?;
     let broker_addr: std::net::SocketAddr = broker.parse().map_err(|e| format!("bad address {broker:?}: {e}"))?;
     let mut cfg = rmq::broker::BrokerConfig {
@@ -799,7 +804,7 @@ fn standalone(namesrv: &str, broker: &str, data_dir: &std::path::Path, overrides
     let b = start_broker(cfg)?;
     println!("data under {}", data_dir.display());
     println!("thread dump: rmq threads {}", std::process::id());
-    wait_for_signal();
+    wait_for_signal(signals);
     drop(b);
     drop(ns);
     Ok(())
@@ -833,18 +838,22 @@ fn start_broker(cfg: rmq::broker::BrokerConfig) -> Result<rmq::broker::BrokerCon
     Ok(b)
 }
 
+/// SIGINT and SIGTERM, caught from now on: a server takes them before it
+/// starts, so one that comes while it starts stops it cleanly once started.
+fn shutdown_signals() -> Option<signal_hook::iterator::Signals> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| eprintln!("cannot watch for signals ({e}); stop with SIGKILL"))
+        .ok()
+}
+
 /// Blocks until SIGINT or SIGTERM. The caller then shuts down gracefully;
 /// a second signal meanwhile exits at once (the store recovers on the next
 /// start), watched by the `ShutdownHook` thread (RocketMQ's name for it).
-fn wait_for_signal() {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("cannot watch for signals ({e}); stop with SIGKILL");
-            loop {
-                std::thread::park();
-            }
+fn wait_for_signal(signals: Option<signal_hook::iterator::Signals>) {
+    let Some(mut signals) = signals else {
+        loop {
+            std::thread::park();
         }
     };
     if let Some(sig) = signals.forever().next() {
