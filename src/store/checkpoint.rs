@@ -55,6 +55,14 @@ impl Checkpoint {
         self.logics.fetch_max(t, Ordering::AcqRel);
     }
 
+    /// Forgets the times (a checkpoint found in the future): recovery after
+    /// the next crash starts at the first file until the flushes set them.
+    pub fn reset(&self) {
+        self.physic.store(0, Ordering::Release);
+        self.logics.store(0, Ordering::Release);
+        self.index.store(0, Ordering::Release);
+    }
+
     /// The store time before which everything is certainly flushed: the
     /// smaller of the two, less 3 s of margin, as Apache computes it.
     pub fn min_timestamp(&self) -> i64 {

@@ -243,7 +243,7 @@ impl CommitLog {
     /// The start of the file after the one holding `offset` (RocketMQ: rollNextFile).
     pub fn roll_next_file(&self, offset: i64) -> i64 {
         let size = self.queue.file_size() as i64;
-        offset + size - offset % size
+        offset.saturating_add(size - offset.rem_euclid(size))
     }
 
     pub fn flush(&self, least_pages: usize) -> io::Result<bool> {

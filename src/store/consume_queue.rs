@@ -56,6 +56,12 @@ impl CqUnit {
         self.commit_log_offset >= 0 && self.size > 0 && self.size != i32::MAX
     }
 
+    /// The CommitLog offset just past the unit's message (saturating: a
+    /// damaged unit must not overflow).
+    pub fn end(&self) -> i64 {
+        self.commit_log_offset.saturating_add(self.size as i64)
+    }
+
     /// The filler Apache writes where units are missing.
     const BLANK: CqUnit = CqUnit { commit_log_offset: 0, size: i32::MAX, tags_code: 0 };
 }
@@ -94,35 +100,51 @@ impl ConsumeQueue {
         &self.queue
     }
 
-    pub fn load(&self) -> io::Result<()> {
+    /// Loads the queue's files (see [`MappedFileQueue::load`]).
+    pub fn load(&self) -> io::Result<bool> {
         self.queue.load()
     }
 
-    /// Finds the end of the valid units in the last file (after a load) and
-    /// cuts the file there.
-    pub fn recover(&self) -> io::Result<()> {
-        let Some(last) = self.queue.last() else { return Ok(()) };
-        // SAFETY: recovery runs before the queue is shared: nothing appends.
-        let whole = unsafe { last.read_whole() };
-        let mut end = 0;
-        let mut max_phys = -1;
-        while end + CQ_STORE_UNIT_SIZE <= whole.len() {
-            match CqUnit::decode(&whole[end..]) {
-                Some(u) if u.is_valid() || u == CqUnit::BLANK => {
-                    if u.is_valid() {
-                        max_phys = u.commit_log_offset + u.size as i64;
-                    }
-                    end += CQ_STORE_UNIT_SIZE;
+    /// Finds where the valid units end, walking the last three files as
+    /// Apache does, and cuts the queue there (later files are deleted). `Err`
+    /// when what lies past that end shows the queue damaged rather than cut
+    /// short by a crash: anything after a clean stop, or a unit of garbage
+    /// followed by more data after a crash (a torn write leaves nothing
+    /// after it). The caller rebuilds the queue from the CommitLog then.
+    pub fn recover(&self, crashed: bool) -> io::Result<()> {
+        let files = self.queue.files();
+        let Some(last) = files.last() else { return Ok(()) };
+        let mut end = last.from_offset() + last.size() as i64;
+        for (i, f) in files.iter().enumerate().skip(files.len().saturating_sub(3)) {
+            // SAFETY: recovery runs before the queue is shared: nothing appends.
+            let whole = unsafe { f.read_whole() };
+            let mut pos = 0;
+            while pos + CQ_STORE_UNIT_SIZE <= whole.len() {
+                match CqUnit::decode(&whole[pos..]) {
+                    Some(u) if u.is_valid() || u == CqUnit::BLANK => pos += CQ_STORE_UNIT_SIZE,
+                    _ => break,
                 }
-                _ => break,
             }
+            if pos + CQ_STORE_UNIT_SIZE > whole.len() {
+                continue;
+            }
+            let unit_end = pos + CQ_STORE_UNIT_SIZE;
+            let garbage = whole[pos..unit_end].iter().any(|&b| b != 0);
+            // SAFETY: as above.
+            let more = whole[unit_end..].iter().any(|&b| b != 0)
+                || files[i + 1..].iter().any(|g| unsafe { g.read_whole() }.iter().any(|&b| b != 0));
+            if more && (garbage || !crashed) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: no valid unit at byte {pos}, and data after it", f.path().display()),
+                ));
+            }
+            end = f.from_offset() + pos as i64;
+            break;
         }
-        last.reset_to(end)?;
-        let flushed = last.from_offset() + end as i64;
-        self.queue.set_flushed_where(flushed);
-        if max_phys < 0 {
-            max_phys = self.last_valid_unit().map_or(-1, |u| u.commit_log_offset + u.size as i64);
-        }
+        self.queue.truncate_from(end)?;
+        self.queue.set_flushed_where(end);
+        let max_phys = self.last_valid_unit().map_or(-1, |u| u.end());
         self.max_physic_offset.store(max_phys, Ordering::Release);
         Ok(())
     }
@@ -144,7 +166,7 @@ impl ConsumeQueue {
     /// blank units so every unit stays at its own position.
     pub fn put(&self, logic_offset: i64, unit: CqUnit) -> io::Result<()> {
         let expected = logic_offset * CQ_STORE_UNIT_SIZE as i64;
-        if unit.commit_log_offset + (unit.size as i64) <= self.max_physic_offset() {
+        if unit.end() <= self.max_physic_offset() {
             return Ok(());
         }
         loop {
@@ -163,7 +185,7 @@ impl ConsumeQueue {
             }
             fail::fail_point!("consume_queue::put");
             if f.append(&unit.encode())? {
-                self.max_physic_offset.store(unit.commit_log_offset + unit.size as i64, Ordering::Release);
+                self.max_physic_offset.store(unit.end(), Ordering::Release);
                 return Ok(());
             }
             f.append_and_fill(&[])?;
@@ -233,7 +255,7 @@ impl ConsumeQueue {
     /// there). Units are in CommitLog order, so the cut is the first unit
     /// whose message ends past `phy_offset`; files are searched from the end.
     pub fn truncate_dirty(&self, phy_offset: i64) -> io::Result<()> {
-        let dirty = |u: &CqUnit| u.is_valid() && u.commit_log_offset + u.size as i64 > phy_offset;
+        let dirty = |u: &CqUnit| u.is_valid() && u.end() > phy_offset;
         let mut cut = None;
         for f in self.queue.files().iter().rev() {
             let data = f.read(0, f.wrote_position()).unwrap_or(&[]);
@@ -250,7 +272,7 @@ impl ConsumeQueue {
         if let Some(cut) = cut {
             self.queue.truncate_from(cut)?;
         }
-        let max = self.last_valid_unit().map_or(-1, |u| u.commit_log_offset + u.size as i64);
+        let max = self.last_valid_unit().map_or(-1, |u| u.end());
         self.max_physic_offset.store(max, Ordering::Release);
         Ok(())
     }
@@ -264,7 +286,7 @@ impl ConsumeQueue {
             }
             f.read(w - CQ_STORE_UNIT_SIZE, CQ_STORE_UNIT_SIZE)
                 .and_then(CqUnit::decode)
-                .is_some_and(|u| u.commit_log_offset + u.size as i64 <= commit_log_min)
+                .is_some_and(|u| u.end() <= commit_log_min)
         })?;
         self.correct_min_offset(commit_log_min);
         Ok(n)
@@ -342,7 +364,7 @@ mod tests {
 
         let again = ConsumeQueue::new(dir.path(), "T", 3, 5 * CQ_STORE_UNIT_SIZE);
         again.load().unwrap();
-        again.recover().unwrap();
+        again.recover(false).unwrap();
         again.correct_min_offset(550);
         assert_eq!(again.max_offset_in_queue(), 7);
         assert_eq!(again.min_offset_in_queue(), 6);

@@ -143,8 +143,9 @@ impl MappedFileQueue {
 
     /// Maps the files on disk (all marked full; recovery then sets the real
     /// end). Files of the wrong size, and a missing file between two
-    /// others, are an error naming them.
-    pub fn load(&self) -> io::Result<()> {
+    /// others, are an error naming them. True when the newest file was a
+    /// short, empty one (made when the process died) and was removed.
+    pub fn load(&self) -> io::Result<bool> {
         let mut found: Vec<(i64, PathBuf)> = Vec::new();
         match std::fs::read_dir(&self.dir) {
             Ok(entries) => {
@@ -158,24 +159,6 @@ impl MappedFileQueue {
                         log::warn!("ignoring {} in {}", name, self.dir.display());
                         continue;
                     }
-                    let len = e.metadata()?.len();
-                    if len < self.file_size as u64 && std::fs::read(e.path())?.iter().all(|b| *b == 0) {
-                        // A file being created when the process died (created,
-                        // not yet sized): it never held data.
-                        log::warn!("removing {}: an unfinished, empty file", e.path().display());
-                        std::fs::remove_file(e.path())?;
-                        continue;
-                    }
-                    if len != self.file_size as u64 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "{} is {len} bytes but files here are {} bytes (was the file size setting changed?)",
-                                e.path().display(),
-                                self.file_size
-                            ),
-                        ));
-                    }
                     found.push((off, e.path()));
                 }
             }
@@ -183,6 +166,32 @@ impl MappedFileQueue {
             Err(e) => return Err(e),
         }
         found.sort();
+        // The newest file may be one the process died creating (made, not
+        // yet sized): if it is short and never held data, it goes. A short
+        // file anywhere else is damage.
+        let mut removed = false;
+        if let Some((_, last)) = found.last()
+            && std::fs::metadata(last)?.len() < self.file_size as u64
+            && std::fs::read(last)?.iter().all(|b| *b == 0)
+        {
+            log::warn!("removing {}: an unfinished, empty file", last.display());
+            std::fs::remove_file(last)?;
+            found.pop();
+            removed = true;
+        }
+        for (_, path) in &found {
+            let len = std::fs::metadata(path)?.len();
+            if len != self.file_size as u64 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is {len} bytes but files here are {} bytes (damaged, or was the file size setting changed?)",
+                        path.display(),
+                        self.file_size
+                    ),
+                ));
+            }
+        }
         for pair in found.windows(2) {
             if pair[1].0 != pair[0].0 + self.file_size as i64 {
                 return Err(io::Error::new(
@@ -203,7 +212,7 @@ impl MappedFileQueue {
             files.push(Arc::new(f));
         }
         *self.files.write() = files;
-        Ok(())
+        Ok(removed)
     }
 
     pub fn files(&self) -> Vec<Arc<MappedFile>> {

@@ -144,6 +144,9 @@ pub(super) struct Inner {
     pub(super) reput_stalled: AtomicBool,
     /// When a ConsumeQueue unit that does not match its record was last logged.
     bad_unit_logged: AtomicI64,
+    /// Records from here on were verified at start-up or appended since;
+    /// one below is checked (structure and CRC) when it is read.
+    pub(super) verified_from: AtomicI64,
 }
 
 /// The store and its threads. Dropping it shuts it down.
@@ -191,6 +194,7 @@ impl MessageStore {
             dispatched_store_timestamp: AtomicI64::new(0),
             reput_stalled: AtomicBool::new(false),
             bad_unit_logged: AtomicI64::new(0),
+            verified_from: AtomicI64::new(0),
         });
         inner.recover()?;
         inner.disk.check(&inner.config);
@@ -382,7 +386,7 @@ impl MessageStore {
             if next_phy_file_start != i64::MIN && unit.commit_log_offset < next_phy_file_start {
                 continue;
             }
-            let in_disk = max_phy - unit.commit_log_offset > inner.memory_window;
+            let in_disk = max_phy.saturating_sub(unit.commit_log_offset) > inner.memory_window;
             if self.batch_full(unit.size.max(0) as usize, max_msg_nums, &result, in_disk) {
                 i -= CQ_STORE_UNIT_SIZE;
                 break;
@@ -392,17 +396,29 @@ impl MessageStore {
             {
                 continue;
             }
+            if unit.size == i32::MAX {
+                continue; // the filler where units were missing
+            }
             let Some(record) =
                 (unit.size > 0).then(|| inner.commit_log.slice(unit.commit_log_offset, unit.size as usize)).flatten()
             else {
-                if result.messages.is_empty() {
-                    result.status = GetMessageStatus::MessageWasRemoving;
+                if unit.commit_log_offset < inner.commit_log.min_offset() {
+                    // Its CommitLog file was cleaned: so were the ones before.
+                    if result.messages.is_empty() {
+                        result.status = GetMessageStatus::MessageWasRemoving;
+                    }
+                    next_phy_file_start = inner.commit_log.roll_next_file(unit.commit_log_offset);
+                } else {
+                    inner.bad_unit(topic, queue_id, logic, unit.commit_log_offset, "holds no such record");
                 }
-                next_phy_file_start = inner.commit_log.roll_next_file(unit.commit_log_offset);
                 continue;
             };
             if !message::layout::header_matches(&record, unit.size, queue_id, logic, unit.commit_log_offset) {
-                inner.bad_unit(topic, queue_id, logic, unit.commit_log_offset);
+                inner.bad_unit(topic, queue_id, logic, unit.commit_log_offset, "holds another record");
+                continue;
+            }
+            if !inner.verified(unit.commit_log_offset, &record) {
+                inner.bad_unit(topic, queue_id, logic, unit.commit_log_offset, "holds a record that fails its check");
                 continue;
             }
             if let Some(f) = filter
@@ -417,7 +433,7 @@ impl MessageStore {
             next_phy_file_start = i64::MIN;
         }
         result.next_begin_offset = offset + (i / CQ_STORE_UNIT_SIZE) as i64;
-        result.suggest_pulling_from_slave = max_phy - max_phy_pulling > inner.memory_window;
+        result.suggest_pulling_from_slave = max_phy.saturating_sub(max_phy_pulling) > inner.memory_window;
         result
     }
 
@@ -477,13 +493,13 @@ impl MessageStore {
 
     /// The message at a CommitLog offset, decoded (VIEW_MESSAGE_BY_ID).
     pub fn look_message_by_offset(&self, commit_log_offset: i64) -> Option<MessageExt> {
-        let rec = self.inner.commit_log.record_at(commit_log_offset)?;
+        let rec = self.inner.checked_record(commit_log_offset)?;
         message::decode(&rec, true, false).ok()
     }
 
     /// The stored bytes of the message at a CommitLog offset.
     pub fn select_one_message_by_offset(&self, commit_log_offset: i64) -> Option<Bytes> {
-        self.inner.commit_log.record_at(commit_log_offset)
+        self.inner.checked_record(commit_log_offset)
     }
 
     pub fn max_phy_offset(&self) -> i64 {
@@ -589,9 +605,22 @@ impl Inner {
             .clone()
     }
 
-    /// A ConsumeQueue unit whose record says something else (a damaged
-    /// index): skipped, never returned; logged at most every 10 s.
-    fn bad_unit(&self, topic: &str, queue_id: i32, logic: i64, commit_log_offset: i64) {
+    /// Whether the record at `offset` may be returned: always when it was
+    /// verified at start-up or appended since; else when its structure and
+    /// CRC check out (damage in old files is never served).
+    fn verified(&self, offset: i64, record: &[u8]) -> bool {
+        offset >= self.verified_from.load(Ordering::Acquire)
+            || matches!(message::parse_record(record, true), Ok(_) | Err(message::MessageError::Blank { .. }))
+    }
+
+    /// The checked record at a CommitLog offset (see [`Inner::verified`]).
+    fn checked_record(&self, offset: i64) -> Option<Bytes> {
+        self.commit_log.record_at(offset).filter(|r| self.verified(offset, r))
+    }
+
+    /// A ConsumeQueue unit whose record is not what it says (a damaged
+    /// index or file): skipped, never returned; logged at most every 10 s.
+    fn bad_unit(&self, topic: &str, queue_id: i32, logic: i64, commit_log_offset: i64, what: &str) {
         let now = crate::common::time::now_millis();
         let last = self.bad_unit_logged.load(Ordering::Relaxed);
         if now - last >= 10_000
@@ -599,7 +628,7 @@ impl Inner {
         {
             log::error!(
                 "{topic}-{queue_id} offset {logic}: the ConsumeQueue points at CommitLog offset {commit_log_offset}, \
-                 which holds another record; skipped (delete the queue's directory to have it rebuilt)"
+                 which {what}; skipped (a damaged queue is rebuilt when its directory is deleted)"
             );
         }
     }

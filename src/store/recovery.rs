@@ -97,15 +97,24 @@ impl Inner {
         let abnormal = self.config.abort_path().exists();
         let q = self.commit_log.queue();
         q.load()?;
-        let rebuild = self.load_consume_queues()?;
+        let rebuild = self.load_consume_queues(abnormal)?;
         let files = q.files();
+        let trusted = self.checkpoint_trusted();
         let scan_from = if abnormal {
             log::warn!("the last run did not stop cleanly: recovering from the checkpoint");
-            self.abnormal_recovery_start(&files)
+            self.abnormal_recovery_start(&files, trusted)
         } else {
-            files.get(files.len().saturating_sub(3)).map_or(0, |f| f.from_offset())
+            // The last three files that hold data: files made ahead of time
+            // and never written do not count.
+            let written = files.len() - files.iter().rev().take_while(|f| bytes_of(f).starts_with(&[0; 8])).count();
+            files.get(written.saturating_sub(3)).map_or(0, |f| f.from_offset())
         };
-        let end = self.scan_valid_end(scan_from, abnormal)?;
+        let end = self.scan_valid_end(scan_from, abnormal, trusted)?;
+        if !trusted {
+            // Times that only move up would stay in the future for good.
+            self.checkpoint.reset();
+        }
+        self.verified_from.store(scan_from, Ordering::Release);
         q.truncate_from(end)?;
         q.set_flushed_where(end);
         let min = self.commit_log.min_offset();
@@ -128,10 +137,11 @@ impl Inner {
     }
 
     /// Loads every ConsumeQueue. One that cannot be loaded (a damaged or
-    /// missing file, another file size) is deleted to be rebuilt from the
-    /// CommitLog: it is an index of the CommitLog, which still holds its
+    /// missing file, another file size, garbage among its units, or after a
+    /// clean stop anything short of whole) is deleted to be rebuilt from
+    /// the CommitLog: it is an index of the CommitLog, which still holds its
     /// messages. True when one must be rebuilt.
-    pub(super) fn load_consume_queues(&self) -> io::Result<bool> {
+    pub(super) fn load_consume_queues(&self, crashed: bool) -> io::Result<bool> {
         let root = self.config.consume_queue_dir();
         let Ok(topics) = std::fs::read_dir(&root) else { return Ok(false) };
         let mut rebuild = false;
@@ -141,7 +151,13 @@ impl Inner {
             for q in qids.flatten() {
                 let Ok(qid) = q.file_name().to_string_lossy().parse::<i32>() else { continue };
                 let cq = self.find_or_create_queue(&topic, qid);
-                if let Err(e) = cq.load().and_then(|_| cq.recover()) {
+                let loaded = cq.load().and_then(|removed| {
+                    if !crashed && (removed || cq.files().is_empty()) {
+                        return Err(io::Error::other("files are missing after a clean stop"));
+                    }
+                    cq.recover(crashed)
+                });
+                if let Err(e) = loaded {
                     log::error!("ConsumeQueue {topic}-{qid} cannot be loaded ({e}): rebuilding it from the CommitLog");
                     cq.destroy()?;
                     rebuild = true;
@@ -163,9 +179,9 @@ impl Inner {
 
     /// The start of the newest file whose first message is not newer than
     /// the checkpoint's flushed time (RocketMQ: isMappedFileMatchedRecover).
-    fn abnormal_recovery_start(&self, files: &[Arc<MappedFile>]) -> i64 {
+    fn abnormal_recovery_start(&self, files: &[Arc<MappedFile>], trusted: bool) -> i64 {
         let first = files.first().map_or(0, |f| f.from_offset());
-        if !self.checkpoint_trusted() {
+        if !trusted {
             return first;
         }
         let min_ts = self.checkpoint.min_timestamp();
@@ -184,7 +200,7 @@ impl Inner {
     /// Walks records from `from` across files while they verify; returns
     /// where the valid log ends, having written missing end-of-file blanks
     /// on the way. Damage that is not a torn tail is an error naming the file.
-    fn scan_valid_end(&self, from: i64, abnormal: bool) -> io::Result<i64> {
+    fn scan_valid_end(&self, from: i64, abnormal: bool, trusted: bool) -> io::Result<i64> {
         let q = self.commit_log.queue();
         let check_crc = self.config.check_crc_on_recover;
         let mut at = from;
@@ -214,6 +230,19 @@ impl Inner {
                     _ => None,
                 })
             else {
+                if !abnormal && rest.iter().any(|&b| b != 0) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} is damaged at CommitLog offset {at} ({why}), after a clean stop, when every byte \
+                             was flushed: recovery does not cut flushed messages. Restore the file (from a slave \
+                             or a backup); or, to cut the log there and lose what follows, create the file {} \
+                             and start again",
+                            f.path().display(),
+                            self.config.abort_path().display()
+                        ),
+                    ));
+                }
                 log::warn!("the CommitLog ends at offset {at} in {}: {why}", f.path().display());
                 return Ok(at);
             };
@@ -230,7 +259,7 @@ impl Inner {
             // The checkpoint's CommitLog time is that of a message whose
             // flush had finished; flushes go in log order, so a later file
             // whose first message is older was preceded by flushed bytes.
-            let flushed = !abnormal || (self.checkpoint_trusted() && next_ts < self.checkpoint.physic_msg_timestamp());
+            let flushed = !abnormal || (trusted && next_ts < self.checkpoint.physic_msg_timestamp());
             if flushed {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,

@@ -321,6 +321,7 @@ pub struct Checked {
 }
 
 pub fn check_invariants(dir: &Path, spec: &Spec, said: &[&Said]) -> Checked {
+    let _ = env_logger::builder().is_test(true).try_init();
     let store = MessageStore::open(config(dir, spec.cl_file, spec.flush))
         .unwrap_or_else(|e| panic!("the store did not reopen: {e}"));
     let mut in_queues: HashMap<i64, (i32, i64)> = HashMap::new();
@@ -333,8 +334,12 @@ pub fn check_invariants(dir: &Path, spec: &Spec, said: &[&Said]) -> Checked {
             for &seq in &s.acked[t] {
                 assert!(
                     bodies.contains(&body(s.run, t, seq)[..]),
-                    "acknowledged message r{} t{t} s{seq} was lost",
-                    s.run
+                    "acknowledged message r{} t{t} s{seq} was lost (queue {t}: {} stored from {min}, first {:?})",
+                    s.run,
+                    stored.len(),
+                    stored
+                        .first()
+                        .map(|m| String::from_utf8_lossy(&m.message.body[..20.min(m.message.body.len())]).to_string())
                 );
             }
         }
