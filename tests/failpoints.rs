@@ -41,6 +41,7 @@ fn crash_at(point: &'static str, hit: u64, spec: Spec) {
     assert_eq!(checked.offsets_corrected, 0, "SIGKILL keeps the page cache: nothing dispatched is lost");
     // And the store goes on: a second crash after more puts loses nothing either.
     checked.store.shutdown();
+    drop(checked);
     std::fs::write(dir.path().join("abort"), b"").unwrap();
     let spec = Spec { kill_at: None, ..spec };
     let more = store_child::spawn(CHILD, dir.path(), &spec).run(200, Some(Signal::SIGKILL), LIMIT);
@@ -126,6 +127,31 @@ fn no_space_for_new_files_refuses_puts_and_keeps_what_was_acknowledged() {
     assert_eq!(said.refused.keys().collect::<Vec<_>>(), vec!["ServiceNotAvailable"], "{:?}", said.refused);
     let spec = Spec { fail_cfg: None, ..spec };
     check_invariants(dir.path(), &spec, &[&said]);
+}
+
+/// Every flush has a message appended while it runs, so the flushes never
+/// catch up with the writes: the checkpoint's CommitLog time must follow
+/// them all the same (it used to move only when a flush had caught up, and
+/// under steady load stayed where it was, so crash recovery started far
+/// back).
+#[test]
+fn the_checkpoint_follows_flushes_that_never_catch_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec { flush: rmq::store::FlushDiskType::AsyncFlush, race_flushes: true, ..Spec::default() };
+    let checkpoint = dir.path().join("checkpoint");
+    let physic = || {
+        std::fs::read(&checkpoint)
+            .ok()
+            .filter(|b| b.len() >= 8)
+            .map_or(0, |b| i64::from_be_bytes(b[0..8].try_into().unwrap()))
+    };
+    let started = rmq::common::time::now_millis();
+    let said = store_child::spawn(CHILD, dir.path(), &spec).run_until(
+        |s| s.acks() >= 200 && physic() > started,
+        Some(Signal::SIGKILL),
+        LIMIT,
+    );
+    assert!(physic() > started, "the checkpoint's CommitLog time stayed at {} after {} puts", physic(), said.acks());
 }
 
 /// A tiny deterministic generator for the power-cut damage.

@@ -29,7 +29,7 @@ impl Inner {
             c.delete_when.split(';').filter_map(|h| h.trim().parse::<u32>().ok()).any(|h| h == hour)
         };
         let percent = self.disk.check(c);
-        let space_to_delete = percent.is_some_and(|p| p > c.disk_max_used_space_ratio);
+        let space_to_delete = percent.is_some_and(|p| p > c.disk_max_used_space_ratio) || self.disk.is_full();
         let mut deleted = 0;
         if force || hour_matches || space_to_delete {
             let at_once = c.clean_file_forcibly_enable && self.disk.clean_immediately();

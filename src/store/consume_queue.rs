@@ -111,7 +111,7 @@ impl ConsumeQueue {
     /// short by a crash: anything after a clean stop, or a unit of garbage
     /// followed by more data after a crash (a torn write leaves nothing
     /// after it). The caller rebuilds the queue from the CommitLog then.
-    pub fn recover(&self, crashed: bool) -> io::Result<()> {
+    pub(crate) fn recover(&self, crashed: bool) -> io::Result<()> {
         let files = self.queue.files();
         let Some(last) = files.last() else { return Ok(()) };
         let mut end = last.from_offset() + last.size() as i64;
@@ -131,8 +131,7 @@ impl ConsumeQueue {
             let unit_end = pos + CQ_STORE_UNIT_SIZE;
             let garbage = whole[pos..unit_end].iter().any(|&b| b != 0);
             // SAFETY: as above.
-            let more = whole[unit_end..].iter().any(|&b| b != 0)
-                || files[i + 1..].iter().any(|g| unsafe { g.read_whole() }.iter().any(|&b| b != 0));
+            let more = unsafe { f.has_data_after(unit_end) || files[i + 1..].iter().any(|g| g.has_data_after(0)) };
             if more && (garbage || !crashed) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -251,25 +250,22 @@ impl ConsumeQueue {
         self.min_logic_offset.store(end, Ordering::Release);
     }
 
-    /// Drops units pointing at or past `phy_offset` (the CommitLog was cut
-    /// there). Units are in CommitLog order, so the cut is the first unit
-    /// whose message ends past `phy_offset`; files are searched from the end.
-    pub fn truncate_dirty(&self, phy_offset: i64) -> io::Result<()> {
-        let dirty = |u: &CqUnit| u.is_valid() && u.end() > phy_offset;
+    /// Drops the units past the last one whose message ends within the
+    /// CommitLog (cut at `phy_offset`), searching from the end so that a
+    /// damaged unit further back does not take the good ones after it.
+    pub(crate) fn truncate_dirty(&self, phy_offset: i64) -> io::Result<()> {
         let mut cut = None;
-        for f in self.queue.files().iter().rev() {
+        'files: for f in self.queue.files().iter().rev() {
             let data = f.read(0, f.wrote_position()).unwrap_or(&[]);
-            let units: Vec<CqUnit> = data.chunks_exact(CQ_STORE_UNIT_SIZE).filter_map(CqUnit::decode).collect();
-            match units.iter().position(dirty) {
-                Some(0) | None if units.first().is_none_or(dirty) => cut = Some(f.from_offset()),
-                Some(k) => {
-                    cut = Some(f.from_offset() + (k * CQ_STORE_UNIT_SIZE) as i64);
-                    break;
+            for (k, chunk) in data.chunks_exact(CQ_STORE_UNIT_SIZE).enumerate().rev() {
+                if CqUnit::decode(chunk).is_some_and(|u| u.is_valid() && u.end() <= phy_offset) {
+                    cut = Some(f.from_offset() + ((k + 1) * CQ_STORE_UNIT_SIZE) as i64);
+                    break 'files;
                 }
-                None => break,
             }
+            cut = Some(f.from_offset());
         }
-        if let Some(cut) = cut {
+        if let Some(cut) = cut.filter(|&c| c < self.queue.max_offset()) {
             self.queue.truncate_from(cut)?;
         }
         let max = self.last_valid_unit().map_or(-1, |u| u.end());
@@ -322,7 +318,7 @@ impl ConsumeQueue {
     }
 
     /// Deletes the queue's files and directory (topic deleted).
-    pub fn destroy(&self) -> io::Result<()> {
+    pub(crate) fn destroy(&self) -> io::Result<()> {
         self.max_physic_offset.store(-1, Ordering::Release);
         self.min_logic_offset.store(0, Ordering::Release);
         self.queue.destroy()

@@ -10,7 +10,7 @@
 //! ENOSPC, has as much free as the failed allocation wanted.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
@@ -49,13 +49,43 @@ pub fn used_ratio(path: &Path) -> Option<f64> {
 #[derive(Default)]
 pub struct DiskSpace {
     full: AtomicBool,
-    /// Why the disk was marked full (for logs and the put remark).
-    why: Mutex<String>,
-    /// Free bytes the last failed allocation wanted.
-    needed: AtomicU64,
-    /// Above `diskSpaceCleanForciblyRatio`: cleaning may remove unexpired
-    /// files (with `cleanFileForciblyEnable`).
+    /// Above `diskSpaceCleanForciblyRatio`, or short of what a failed
+    /// allocation wanted: cleaning may remove unexpired files (with
+    /// `cleanFileForciblyEnable`).
     clean_immediately: AtomicBool,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The remark a refused put gets (made when the disk is marked full).
+    remark: String,
+    /// Free bytes the last failed allocation wanted.
+    needed: u64,
+    /// Counts ENOSPCs, so a check that read the disk before one does not
+    /// clear it.
+    no_space_seen: u64,
+}
+
+/// What a check reads of the disk.
+struct Reading {
+    percent: u64,
+    usable: u64,
+    /// No inode left: files cannot be created however many blocks are free.
+    no_inodes: bool,
+}
+
+fn read(config: &StoreConfig) -> Option<Reading> {
+    let dirs = [config.commit_log_dir(), config.consume_queue_dir()];
+    let paths: Vec<&Path> =
+        dirs.iter().map(|d| if d.exists() { d.as_path() } else { config.store_path_root_dir.as_path() }).collect();
+    let percent = paths.iter().filter_map(|d| used_ratio(d)).map(|r| (r * 100.0).round() as u64).max()?;
+    let usable = paths.iter().filter_map(|d| space(d)).map(|(_, u)| u).min().unwrap_or(0);
+    let no_inodes = paths
+        .iter()
+        .filter_map(|d| nix::sys::statvfs::statvfs(*d).ok())
+        .any(|s| s.files() > 0 && s.files_available() == 0);
+    Some(Reading { percent, usable, no_inodes })
 }
 
 impl DiskSpace {
@@ -68,63 +98,67 @@ impl DiskSpace {
     }
 
     /// A file could not get `needed` bytes of blocks: full at once.
-    pub fn mark_no_space(&self, what: &str, needed: u64) {
-        self.needed.fetch_max(needed, Ordering::AcqRel);
+    pub fn mark_no_space(&self, config: &StoreConfig, what: &str, needed: u64) {
+        let mut st = self.state.lock();
+        st.needed = st.needed.max(needed);
+        st.no_space_seen += 1;
         self.clean_immediately.store(true, Ordering::Release);
-        self.set_full(format!("no space left for {what}"));
+        self.set_full(&mut st, config, format!("no space left for {what}"));
     }
 
-    fn set_full(&self, why: String) {
-        let was = self.full.swap(true, Ordering::AcqRel);
-        let mut w = self.why.lock();
-        if !was {
+    fn set_full(&self, st: &mut State, config: &StoreConfig, why: String) {
+        if !self.full.swap(true, Ordering::AcqRel) {
             log::error!("the disk is full ({why}): puts are refused until space is freed");
         }
-        *w = why;
+        st.remark = remark(config, &why);
     }
 
     /// Reads the disk and updates the state (RocketMQ: isSpaceToDelete's
     /// marking). Returns the used ratio in percent, if the disk could be read.
     pub fn check(&self, config: &StoreConfig) -> Option<u64> {
-        let dirs = [config.commit_log_dir(), config.consume_queue_dir()];
-        let readable: Vec<&Path> =
-            dirs.iter().map(|d| if d.exists() { d.as_path() } else { config.store_path_root_dir.as_path() }).collect();
-        let percent = readable.iter().filter_map(|d| used_ratio(d)).map(|r| (r * 100.0).round() as u64).max()?;
-        let usable = readable.iter().filter_map(|d| space(d)).map(|(_, u)| u).min().unwrap_or(0);
+        let seen = self.state.lock().no_space_seen;
+        let r = read(config)?;
+        let mut st = self.state.lock();
         let warning = config.disk_space_warning_level_ratio;
         let forcibly = config.disk_space_clean_forcibly_ratio;
-        if percent > warning {
+        let short = r.usable < st.needed;
+        if r.percent > warning {
             self.clean_immediately.store(true, Ordering::Release);
-            self.set_full(format!("{percent}% used, above diskSpaceWarningLevelRatio {warning}%"));
-        } else if percent > forcibly {
+            self.set_full(&mut st, config, format!("{}% used, above diskSpaceWarningLevelRatio {warning}%", r.percent));
+        } else if r.no_inodes {
+            self.set_full(&mut st, config, "no inode left".into());
+        } else if r.percent > forcibly || short {
             self.clean_immediately.store(true, Ordering::Release);
         } else {
             self.clean_immediately.store(false, Ordering::Release);
-            let needed = self.needed.load(Ordering::Acquire);
-            if usable >= needed {
-                self.needed.store(0, Ordering::Release);
+            if st.no_space_seen == seen {
+                st.needed = 0;
                 if self.full.swap(false, Ordering::AcqRel) {
-                    log::info!("the disk has room again ({percent}% used): puts are taken again");
+                    log::info!("the disk has room again ({}% used): puts are taken again", r.percent);
                 }
             }
         }
-        Some(percent)
+        Some(r.percent)
     }
 
-    /// The remark of a put refused because the disk is full, in Apache's
-    /// words with the ratios of the CommitLog, ConsumeQueue and index disks,
-    /// and why the disk was marked full.
-    pub fn remark(&self, config: &StoreConfig) -> String {
-        let ratio = |p: &Path| used_ratio(p).unwrap_or(-1.0);
-        let root = &config.store_path_root_dir;
-        format!(
-            "service not available now. It may be caused by one of the following reasons: the broker's disk is full [CL: {:5.2} CQ: {:5.2} INDEX: {:5.2}] ({}), messages are put to the slave, message store has been shut down, etc.",
-            ratio(&config.commit_log_dir()),
-            ratio(&config.consume_queue_dir()),
-            ratio(&root.join("index")),
-            self.why.lock()
-        )
+    /// The remark of a put refused because the disk is full.
+    pub fn remark(&self) -> String {
+        self.state.lock().remark.clone()
     }
+}
+
+/// Apache's remark for SERVICE_NOT_AVAILABLE, with the ratios of the
+/// CommitLog, ConsumeQueue and index disks, and why the disk is full.
+fn remark(config: &StoreConfig, why: &str) -> String {
+    let ratio = |p: &Path| used_ratio(p).unwrap_or(-1.0);
+    format!(
+        "service not available now. It may be caused by one of the following reasons: the broker's disk is full \
+         [CL: {:5.2} CQ: {:5.2} INDEX: {:5.2}] ({why}), messages are put to the slave, message store has been \
+         shut down, etc.",
+        ratio(&config.commit_log_dir()),
+        ratio(&config.consume_queue_dir()),
+        ratio(&config.store_path_root_dir.join("index")),
+    )
 }
 
 #[cfg(test)]
@@ -141,17 +175,18 @@ mod tests {
         config.disk_space_clean_forcibly_ratio = percent.saturating_sub(2);
         assert_eq!(d.check(&config), Some(percent));
         assert!(d.is_full() && d.clean_immediately());
-        assert!(d.remark(&config).contains("the broker's disk is full [CL:"), "{}", d.remark(&config));
+        assert!(d.remark().contains("the broker's disk is full [CL:"), "{}", d.remark());
 
         config.disk_space_warning_level_ratio = 100;
         config.disk_space_clean_forcibly_ratio = percent;
         d.check(&config);
         assert!(!d.is_full() && !d.clean_immediately(), "at the clean-forcibly ratio the disk is OK");
 
-        d.mark_no_space("a CommitLog file", u64::MAX);
+        d.mark_no_space(&config, "a CommitLog file", u64::MAX);
         assert!(d.is_full(), "ENOSPC marks it full at once");
         d.check(&config);
         assert!(d.is_full(), "not OK until what the failed allocation wanted is free");
-        assert!(d.remark(&config).contains("no space left for a CommitLog file"));
+        assert!(d.clean_immediately(), "short of what it wanted: cleaning may free it");
+        assert!(d.remark().contains("no space left for a CommitLog file"));
     }
 }

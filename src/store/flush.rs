@@ -2,7 +2,6 @@
 //! `GroupCommitService` (SYNC_FLUSH) and `FlushConsumeQueueService`, which
 //! also writes the checkpoint.
 
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -104,11 +103,12 @@ impl Inner {
                 pages = 0;
             }
             thread::doing("flushing ConsumeQueues");
-            self.flush_consume_queues(pages);
+            let _ = self.flush_consume_queues(pages);
         }
     }
 
-    pub(super) fn flush_consume_queues(&self, least_pages: usize) {
+    /// True when every queue and the checkpoint were flushed without error.
+    pub(super) fn flush_consume_queues(&self, least_pages: usize) -> bool {
         // Read before the flushes: every unit of that message and before it
         // is below the write positions the flushes then read.
         let ts = self.dispatched_store_timestamp.load(Ordering::Acquire);
@@ -126,13 +126,19 @@ impl Inner {
         }
         if let Err(e) = self.checkpoint.flush() {
             log::error!("checkpoint flush failed: {e}");
+            all = false;
         }
+        all
     }
 
-    pub(super) fn flush_everything(&self) -> io::Result<()> {
-        self.commit_log.queue().flush_all()?;
+    /// Flushes the CommitLog, every ConsumeQueue and the checkpoint (a clean
+    /// stop). True when all of it reached the disk.
+    pub(super) fn flush_everything(&self) -> bool {
+        if let Err(e) = self.commit_log.queue().flush_all() {
+            log::error!("CommitLog flush failed: {e}");
+            return false;
+        }
         self.note_commit_log_flushed();
-        self.flush_consume_queues(0);
-        Ok(())
+        self.flush_consume_queues(0)
     }
 }

@@ -1,7 +1,9 @@
 //! `MappedFile`: one fixed-size file, named by the 20-digit offset its first
 //! byte has in the whole log, mapped into memory and appended to in place.
 //!
-//! All of the store's `unsafe` is here. The rule that makes it sound: bytes
+//! The store's `unsafe` is here, and in the recovery code that calls the
+//! `unsafe fn`s below (which say what their callers must ensure). The rule
+//! that makes it sound: bytes
 //! below `wrote_position` are never written again while the file is shared
 //! (appends go above it and publish with a release store; readers see only
 //! what an acquire load of it covers). The two places that lower the
@@ -268,21 +270,56 @@ impl MappedFile {
         Ok(())
     }
 
-    /// The end of the last non-zero byte at or after `from` (`from` if none),
-    /// scanning backwards from the end of the file in 64 KiB steps.
-    fn last_nonzero_end(&self, from: usize) -> usize {
-        let mut end = self.size;
-        while end > from {
-            let start = end.saturating_sub(64 * 1024).max(from);
-            // SAFETY: [start, end) is inside the mapping; past `from` nobody
-            // writes but the caller, which holds the append lock.
-            let chunk = unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(start), end - start) };
-            if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
-                return start + i + 1;
+    /// The parts of `[from, size)` that may hold data: holes (never written,
+    /// or reserved and never written, on most filesystems) are skipped with
+    /// `SEEK_DATA`/`SEEK_HOLE`, so a mostly empty file is not read page by
+    /// page. Where those are not supported the whole range is returned.
+    fn data_ranges(&self, from: usize) -> Vec<std::ops::Range<usize>> {
+        use nix::unistd::{Whence, lseek};
+        let mut out = Vec::new();
+        let mut pos = from;
+        while pos < self.size {
+            let start = match lseek(&self.file, pos as i64, Whence::SeekData) {
+                Ok(s) => s as usize,
+                Err(nix::errno::Errno::ENXIO) => break,
+                Err(_) => {
+                    out.push(pos..self.size);
+                    break;
+                }
+            };
+            if start >= self.size {
+                break;
             }
-            end = start;
+            let end =
+                lseek(&self.file, start as i64, Whence::SeekHole).map_or(self.size, |e| (e as usize).min(self.size));
+            out.push(start..end.max(start + 1));
+            pos = end.max(start + 1);
+        }
+        out
+    }
+
+    /// The end of the last non-zero byte at or after `from` (`from` if none).
+    fn last_nonzero_end(&self, from: usize) -> usize {
+        for r in self.data_ranges(from).into_iter().rev() {
+            // SAFETY: `r` is inside the mapping; past `from` nobody writes
+            // but the caller, which holds the append lock.
+            let chunk = unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(r.start), r.len()) };
+            if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
+                return r.start + i + 1;
+            }
         }
         from
+    }
+
+    /// Whether any byte at or after `from` is non-zero.
+    ///
+    /// # Safety
+    /// As [`read_whole`](Self::read_whole): nothing may write to the file
+    /// while this runs.
+    pub(crate) unsafe fn has_data_after(&self, from: usize) -> bool {
+        // SAFETY: the caller promises no writer; the ranges are inside the mapping.
+        let whole = unsafe { self.read_whole() };
+        self.data_ranges(from).into_iter().any(|r| whole[r].iter().any(|&b| b != 0))
     }
 
     /// Marks the file as fully written and flushed (a full, older file found

@@ -75,13 +75,14 @@ impl AllocateMappedFileService {
     }
 
     /// The file, made in the background if it was requested (waiting for it
-    /// to be ready), else (or when making it failed there) made now.
+    /// to be ready), else (or when making it failed there, or the service
+    /// has stopped) made now.
     pub fn take(&self, dir: &Path, from: i64, size: usize) -> io::Result<Arc<MappedFile>> {
         let path = dir.join(crate::store::mapped_file::file_name(from));
         let mut files = self.shared.files.lock();
         loop {
             match files.get(&path) {
-                Some(None) => {
+                Some(None) if !self.service.is_stopped() => {
                     self.service.wakeup();
                     self.shared.done.wait_for(&mut files, Duration::from_millis(100));
                 }
@@ -311,8 +312,15 @@ impl MappedFileQueue {
     /// file per call and catches up on the next). True when something new
     /// reached the disk.
     pub fn flush(&self, least_pages: usize) -> io::Result<bool> {
-        let at = self.flushed_where();
-        let Some(f) = self.find(at).or_else(|| if at == 0 { self.first() } else { None }) else {
+        let mut at = self.flushed_where();
+        let first = self.min_offset();
+        if at < first {
+            // Files before the first are gone (cleaned, or a queue that
+            // starts late): nothing there to flush.
+            at = first;
+            self.flushed_where.fetch_max(first, Ordering::AcqRel);
+        }
+        let Some(f) = self.find(at) else {
             return Ok(false);
         };
         // Read before the flush: the message it names is below the write
@@ -334,7 +342,12 @@ impl MappedFileQueue {
     pub fn flush_all(&self) -> io::Result<()> {
         while self.flushed_where() < self.max_offset() {
             if !self.flush(0)? {
-                break;
+                return Err(io::Error::other(format!(
+                    "{}: flushing stopped at {} of {}",
+                    self.dir.display(),
+                    self.flushed_where(),
+                    self.max_offset()
+                )));
             }
         }
         Ok(())
@@ -343,24 +356,19 @@ impl MappedFileQueue {
     /// Drops everything past `offset` (recovery): the file holding it is cut
     /// there, later files are deleted and their removal synced, so a power
     /// cut cannot bring their stale records back.
-    pub fn truncate_from(&self, offset: i64) -> io::Result<()> {
+    pub(crate) fn truncate_from(&self, offset: i64) -> io::Result<()> {
         let mut files = self.files.write();
-        let mut keep = Vec::new();
         let mut deleted = false;
-        for f in std::mem::take(&mut *files) {
-            let end = f.from_offset() + self.file_size as i64;
-            if end <= offset {
-                keep.push(f);
-            } else if f.from_offset() <= offset && offset < end {
-                f.reset_to((offset - f.from_offset()) as usize)?;
-                keep.push(f);
-            } else {
-                fail::fail_point!("recovery::delete_file");
-                f.delete()?;
-                deleted = true;
-            }
+        // Newest first: an interrupted cut never leaves a gap between files.
+        while let Some(f) = files.last().filter(|f| f.from_offset() > offset).cloned() {
+            fail::fail_point!("recovery::delete_file");
+            f.delete()?;
+            files.pop();
+            deleted = true;
         }
-        *files = keep;
+        if let Some(f) = files.last().filter(|f| offset < f.from_offset() + self.file_size as i64) {
+            f.reset_to((offset - f.from_offset()) as usize)?;
+        }
         if deleted {
             crate::common::file::sync_dir(&self.dir)?;
         }
@@ -370,14 +378,26 @@ impl MappedFileQueue {
         Ok(())
     }
 
-    /// Deletes every file (a ConsumeQueue being rebuilt or removed).
-    pub fn destroy(&self) -> io::Result<()> {
-        for f in self.files.write().drain(..) {
+    /// Deletes every file (a ConsumeQueue being rebuilt or removed), the
+    /// ones on disk that were never loaded too, newest first, so that an
+    /// interrupted deletion never leaves a gap; then the directory.
+    pub(crate) fn destroy(&self) -> io::Result<()> {
+        for f in self.files.write().drain(..).rev() {
             f.delete()?;
         }
         self.flushed_where.store(0, Ordering::Release);
-        let _ = std::fs::remove_dir(&self.dir);
-        Ok(())
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            let mut left: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            left.sort();
+            for p in left.iter().rev() {
+                std::fs::remove_file(p)?;
+            }
+        }
+        match std::fs::remove_dir(&self.dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        crate::common::file::sync_parent(&self.dir)
     }
 
     /// Deletes leading files while `expired(file)` holds, never the last

@@ -152,6 +152,10 @@ pub(super) struct Inner {
 /// The store and its threads. Dropping it shuts it down.
 pub struct MessageStore {
     inner: Arc<Inner>,
+    /// An exclusive lock on `<storePathRootDir>/lock` until shutdown, as
+    /// Apache's: two stores on one directory would both recover, cut and
+    /// append.
+    lock: Mutex<Option<nix::fcntl::Flock<std::fs::File>>>,
     allocator: Arc<AllocateMappedFileService>,
     reput: ServiceThread,
     flush_commit_log: ServiceThread,
@@ -166,6 +170,15 @@ impl MessageStore {
     /// crash when the `abort` file shows the last run did not stop cleanly.
     pub fn open(config: StoreConfig) -> io::Result<Self> {
         crate::common::file::create_dir_durably(&config.store_path_root_dir)?;
+        let lock_path = config.store_path_root_dir.join("lock");
+        let lock_file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        let lock =
+            nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+                io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{}: {e}: another store (broker) has this directory open", lock_path.display()),
+                )
+            })?;
         let delay_levels = config
             .delay_levels()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("messageDelayLevel: {e}")))?;
@@ -196,10 +209,19 @@ impl MessageStore {
             bad_unit_logged: AtomicI64::new(0),
             verified_from: AtomicI64::new(0),
         });
-        inner.recover()?;
+        // `abort` from before recovery writes anything: a crash during
+        // recovery is a crash. A refused start puts back what was there.
+        let abort = inner.config.abort_path();
+        let abnormal = abort.exists();
+        crate::common::file::create_marker(&abort)?;
+        if let Err(e) = inner.recover(abnormal) {
+            if !abnormal {
+                let _ = crate::common::file::remove_marker(&abort);
+            }
+            return Err(e);
+        }
         inner.disk.check(&inner.config);
         inner.commit_log.queue().prepare_next();
-        crate::common::file::create_marker(&inner.config.abort_path())?;
 
         let r = inner.clone();
         let reput = ServiceThread::start("ReputMessageService", "store", move |ctx| {
@@ -245,6 +267,7 @@ impl MessageStore {
         );
         Ok(MessageStore {
             inner,
+            lock: Mutex::new(Some(lock)),
             allocator,
             reput,
             flush_commit_log,
@@ -284,10 +307,7 @@ impl MessageStore {
             );
         }
         if self.inner.disk.is_full() {
-            return PutMessageResult::failed(
-                PutMessageStatus::ServiceNotAvailable,
-                self.inner.disk.remark(&self.inner.config),
-            );
+            return PutMessageResult::failed(PutMessageStatus::ServiceNotAvailable, self.inner.disk.remark());
         }
         for m in msgs {
             if m.body.len() > self.inner.config.max_message_size {
@@ -311,11 +331,12 @@ impl MessageStore {
             }
             Err(AppendError::DiskFull(m)) => {
                 log::error!("{m}");
-                self.inner.disk.mark_no_space("a CommitLog file", self.inner.config.mapped_file_size_commit_log as u64);
-                return PutMessageResult::failed(
-                    PutMessageStatus::ServiceNotAvailable,
-                    self.inner.disk.remark(&self.inner.config),
+                self.inner.disk.mark_no_space(
+                    &self.inner.config,
+                    "a CommitLog file",
+                    self.inner.config.mapped_file_size_commit_log as u64,
                 );
+                return PutMessageResult::failed(PutMessageStatus::ServiceNotAvailable, self.inner.disk.remark());
             }
         };
         self.reput.wakeup();
@@ -563,15 +584,20 @@ impl MessageStore {
         self.flush_commit_log.shutdown();
         self.flush_consume_queue.shutdown();
         self.allocator.shutdown();
-        let ok = self.inner.flush_everything().is_ok();
-        if ok && self.inner.commit_log.flushed_where() >= self.inner.commit_log.max_offset() {
+        // Clean only when everything is indexed and on disk: else the next
+        // start must recover as after a crash, indexing again from the
+        // checkpoint.
+        let indexed = self.dispatch_behind_bytes() <= 0;
+        let flushed = self.inner.flush_everything();
+        if indexed && flushed && self.inner.commit_log.flushed_where() >= self.inner.commit_log.max_offset() {
             match crate::common::file::remove_marker(&self.inner.config.abort_path()) {
                 Ok(()) => log::info!("message store shut down cleanly"),
                 Err(e) => log::error!("cannot remove {}: {e}", self.inner.config.abort_path().display()),
             }
         } else {
-            log::error!("message store could not flush everything; the next start recovers");
+            log::error!("message store could not index and flush everything; the next start recovers");
         }
+        self.lock.lock().take();
     }
 }
 
@@ -613,9 +639,12 @@ impl Inner {
             || matches!(message::parse_record(record, true), Ok(_) | Err(message::MessageError::Blank { .. }))
     }
 
-    /// The checked record at a CommitLog offset (see [`Inner::verified`]).
+    /// The message record at a CommitLog offset, checked as [`Inner::verified`]
+    /// says; never a blank end-of-file record.
     fn checked_record(&self, offset: i64) -> Option<Bytes> {
-        self.commit_log.record_at(offset).filter(|r| self.verified(offset, r))
+        let record = self.commit_log.record_at(offset)?;
+        let magic = message::record_size(&record).map(|(_, m)| m);
+        (magic != Some(message::BLANK_MAGIC_CODE) && self.verified(offset, &record)).then_some(record)
     }
 
     /// A ConsumeQueue unit whose record is not what it says (a damaged

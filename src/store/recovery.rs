@@ -39,8 +39,11 @@ use crate::common::message;
 use crate::common::time::now_millis;
 use crate::store::commit_log::{CommitLog, takes_queue_offset};
 use crate::store::consume_queue::ConsumeQueue;
-use crate::store::mapped_file::MappedFile;
+use crate::store::mapped_file::{self, MappedFile};
 use crate::store::message_store::Inner;
+
+/// Beside a ConsumeQueue's directory while it is being rebuilt.
+const REBUILD_MARKER: &str = ".rebuild";
 
 /// A checkpoint time further ahead of the clock than this is not trusted.
 const CHECKPOINT_CLOCK_SLACK_MS: i64 = 60_000;
@@ -93,8 +96,7 @@ fn bytes_of(f: &MappedFile) -> &[u8] {
 }
 
 impl Inner {
-    pub(super) fn recover(&self) -> io::Result<()> {
-        let abnormal = self.config.abort_path().exists();
+    pub(super) fn recover(&self, abnormal: bool) -> io::Result<()> {
         let q = self.commit_log.queue();
         q.load()?;
         let rebuild = self.load_consume_queues(abnormal)?;
@@ -132,39 +134,84 @@ impl Inner {
         }
         self.reput_from.store(reput_from.clamp(min, end), Ordering::Release);
         self.do_reput();
+        self.rebuilt(end)?;
         self.commit_log.set_queue_offsets(self.next_queue_offsets(end));
         Ok(())
     }
 
-    /// Loads every ConsumeQueue. One that cannot be loaded (a damaged or
-    /// missing file, another file size, garbage among its units, or after a
-    /// clean stop anything short of whole) is deleted to be rebuilt from
-    /// the CommitLog: it is an index of the CommitLog, which still holds its
-    /// messages. True when one must be rebuilt.
+    /// Loads every ConsumeQueue. One found damaged (a file of another
+    /// size, a missing file, garbage among its units, or after a clean stop
+    /// anything short of whole) is rebuilt from the CommitLog: it is an
+    /// index of the CommitLog, which still holds its messages. A marker
+    /// (`<queueId>.rebuild` beside the queue's directory) is written before
+    /// the queue is deleted and removed once re-indexing has caught up, so
+    /// a rebuild cut short by a crash or a refused start is taken up again
+    /// next time. Other errors (permissions, too many open files) stop the
+    /// start. True when a queue is being rebuilt.
     pub(super) fn load_consume_queues(&self, crashed: bool) -> io::Result<bool> {
         let root = self.config.consume_queue_dir();
         let Ok(topics) = std::fs::read_dir(&root) else { return Ok(false) };
         let mut rebuild = false;
         for t in topics.flatten() {
             let topic = t.file_name().to_string_lossy().to_string();
-            let Ok(qids) = std::fs::read_dir(t.path()) else { continue };
-            for q in qids.flatten() {
-                let Ok(qid) = q.file_name().to_string_lossy().parse::<i32>() else { continue };
-                let cq = self.find_or_create_queue(&topic, qid);
-                let loaded = cq.load().and_then(|removed| {
-                    if !crashed && (removed || cq.files().is_empty()) {
-                        return Err(io::Error::other("files are missing after a clean stop"));
+            let Ok(entries) = std::fs::read_dir(t.path()) else { continue };
+            let mut qids = std::collections::BTreeMap::new();
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                match name.strip_suffix(REBUILD_MARKER).map(str::parse::<i32>) {
+                    Some(Ok(qid)) => *qids.entry(qid).or_insert(false) = true,
+                    Some(Err(_)) => {}
+                    None => {
+                        if let Ok(qid) = name.parse::<i32>() {
+                            qids.entry(qid).or_insert(false);
+                        }
                     }
-                    cq.recover(crashed)
-                });
-                if let Err(e) = loaded {
-                    log::error!("ConsumeQueue {topic}-{qid} cannot be loaded ({e}): rebuilding it from the CommitLog");
+                }
+            }
+            for (qid, marked) in qids {
+                let cq = self.find_or_create_queue(&topic, qid);
+                let damage = if marked {
+                    Some("a rebuild was under way".to_string())
+                } else {
+                    let loaded = cq.load().and_then(|removed| {
+                        if !crashed && (removed || cq.files().is_empty()) {
+                            return Err(io::Error::new(io::ErrorKind::InvalidData, "files missing after a clean stop"));
+                        }
+                        cq.recover(crashed)
+                    });
+                    match loaded {
+                        Ok(()) => None,
+                        Err(e) if e.kind() == io::ErrorKind::InvalidData => Some(e.to_string()),
+                        Err(e) => return Err(e),
+                    }
+                };
+                if let Some(why) = damage {
+                    log::error!("ConsumeQueue {topic}-{qid} is damaged ({why}): rebuilding it from the CommitLog");
+                    crate::common::file::create_marker(&t.path().join(format!("{qid}{REBUILD_MARKER}")))?;
                     cq.destroy()?;
                     rebuild = true;
                 }
             }
         }
         Ok(rebuild)
+    }
+
+    /// Removes the rebuild markers once re-indexing reached `end`.
+    fn rebuilt(&self, end: i64) -> io::Result<()> {
+        if self.reput_from.load(Ordering::Acquire) < end {
+            return Ok(());
+        }
+        let Ok(topics) = std::fs::read_dir(self.config.consume_queue_dir()) else { return Ok(()) };
+        for t in topics.flatten() {
+            let Ok(entries) = std::fs::read_dir(t.path()) else { continue };
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().ends_with(REBUILD_MARKER) {
+                    crate::common::file::remove_marker(&e.path())?;
+                    log::info!("ConsumeQueue rebuilt: {}", e.path().display());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Is the checkpoint's time believable (not ahead of the clock)?
@@ -230,15 +277,29 @@ impl Inner {
                     _ => None,
                 })
             else {
-                if !abnormal && rest.iter().any(|&b| b != 0) {
+                // A file's records start at its first byte: a later file with
+                // anything in its first page holds (or held) messages.
+                let later = q.files().into_iter().filter(|g| g.from_offset() > f.from_offset()).find(|g| {
+                    let head = bytes_of(g);
+                    head[..head.len().min(mapped_file::OS_PAGE_SIZE)].iter().any(|&b| b != 0)
+                });
+                // SAFETY: as `bytes_of`.
+                let here = unsafe { f.has_data_after(pos) };
+                if !abnormal && (here || later.is_some()) {
+                    let damaged = match (&later, here) {
+                        (Some(g), false) => format!(
+                            "{} holds data after the end of the log ({} ends at offset {at}: {why})",
+                            g.path().display(),
+                            f.path().display()
+                        ),
+                        _ => format!("{} is damaged at CommitLog offset {at} ({why})", f.path().display()),
+                    };
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
-                            "{} is damaged at CommitLog offset {at} ({why}), after a clean stop, when every byte \
-                             was flushed: recovery does not cut flushed messages. Restore the file (from a slave \
-                             or a backup); or, to cut the log there and lose what follows, create the file {} \
-                             and start again",
-                            f.path().display(),
+                            "{damaged}, after a clean stop, when every byte was flushed: recovery does not cut \
+                             flushed messages. Restore the file (from a slave or a backup); or, to cut the log \
+                             there and lose what follows (later files too), create the file {} and start again",
                             self.config.abort_path().display()
                         ),
                     ));
@@ -246,7 +307,8 @@ impl Inner {
                 log::warn!("the CommitLog ends at offset {at} in {}: {why}", f.path().display());
                 return Ok(at);
             };
-            if rest.iter().all(|&b| b == 0) {
+            // SAFETY: as `bytes_of`: nothing else touches the file while recovery runs.
+            if !unsafe { f.has_data_after(pos) } {
                 log::warn!(
                     "{}: its records end at {pos} without the end-of-file record, and {} goes on: writing it",
                     f.path().display(),

@@ -1,7 +1,9 @@
 //! `ReputMessageService`: reads records appended to the CommitLog, writes
 //! their ConsumeQueue units and tells the arriving listener at once. A unit
-//! that cannot be written (the disk is full) stops the service at that
-//! record; it tries again on its next round, so no message goes unindexed.
+//! that cannot be written because the disk is full stops the service at
+//! that record; it tries again on its next round, so no message goes
+//! unindexed. Any other failure is the queue's own (a name the filesystem
+//! refuses, say): that record is logged and skipped, and indexing goes on.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -39,20 +41,32 @@ impl Inner {
             let parsed = record.map(|r| message::parse_record(r, false));
             match parsed {
                 Some(Ok(m)) => {
-                    if let Err(e) = self.dispatch(&m, size) {
-                        if e.kind() == io::ErrorKind::StorageFull {
-                            self.disk
-                                .mark_no_space("a ConsumeQueue", crate::store::consume_queue::CQ_RESERVE_MAX as u64);
+                    match self.dispatch(&m, size) {
+                        Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+                            let needed = crate::store::consume_queue::CQ_RESERVE_MAX as u64;
+                            self.disk.mark_no_space(&self.config, "a ConsumeQueue", needed);
+                            if !self.reput_stalled.swap(true, Ordering::AcqRel) {
+                                log::error!(
+                                    "cannot index {}-{} offset {}: {e}; trying again once the disk has room",
+                                    m.topic(),
+                                    m.queue_id,
+                                    m.queue_offset
+                                );
+                            }
+                            return;
                         }
-                        if !self.reput_stalled.swap(true, Ordering::AcqRel) {
+                        Err(e) => {
+                            // Not the disk: this queue cannot take it (a topic
+                            // name the filesystem refuses, permissions).
+                            // Skipping keeps every other queue indexed.
                             log::error!(
-                                "cannot index {}-{} offset {}: {e}; trying again until it can",
+                                "cannot index {}-{} offset {} (CommitLog offset {at}): {e}; skipped",
                                 m.topic(),
                                 m.queue_id,
                                 m.queue_offset
                             );
                         }
-                        return;
+                        Ok(()) => {}
                     }
                     if self.reput_stalled.swap(false, Ordering::AcqRel) {
                         log::info!("indexing goes on at CommitLog offset {at}");

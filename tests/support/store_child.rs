@@ -26,6 +26,7 @@ const ENV_CL_FILE: &str = "RMQ_STORE_CHILD_CL_FILE";
 const ENV_FAILPOINT: &str = "RMQ_STORE_CHILD_FAILPOINT";
 const ENV_OFFSETS: &str = "RMQ_STORE_CHILD_OFFSETS";
 const ENV_FAILCFG: &str = "RMQ_STORE_CHILD_FAILCFG";
+const ENV_RACE_FLUSH: &str = "RMQ_STORE_CHILD_RACE_FLUSH";
 
 pub const TOPIC: &str = "Durable";
 pub const GROUP: &str = "durable_group";
@@ -69,11 +70,21 @@ pub struct Spec {
     /// A failpoint and its actions in the `fail` crate's syntax, set in the
     /// child (`("mapped_file::allocate", "5*off->return")`).
     pub fail_cfg: Option<(&'static str, &'static str)>,
+    /// Every flush of a mapped file appends one more message while it runs,
+    /// so the flushes never catch up with the writes.
+    pub race_flushes: bool,
 }
 
 impl Default for Spec {
     fn default() -> Self {
-        Spec { flush: FlushDiskType::SyncFlush, cl_file: 64 * 1024, kill_at: None, offsets: false, fail_cfg: None }
+        Spec {
+            flush: FlushDiskType::SyncFlush,
+            cl_file: 64 * 1024,
+            kill_at: None,
+            offsets: false,
+            fail_cfg: None,
+            race_flushes: false,
+        }
     }
 }
 
@@ -109,6 +120,17 @@ pub fn child_main() {
     if let Ok(c) = std::env::var(ENV_FAILCFG) {
         let (name, actions) = c.split_once('=').unwrap();
         fail::cfg(name, actions).unwrap();
+    }
+    if std::env::var_os(ENV_RACE_FLUSH).is_some() {
+        let cell = store_cell.clone();
+        let racing = AtomicU64::new(0);
+        fail::cfg_callback("mapped_file::flush", move || {
+            if let Some(s) = cell.get() {
+                let n = racing.fetch_add(1, Ordering::Relaxed);
+                s.put_message(&message(0, format!("racing a flush {n}").into_bytes()), false);
+            }
+        })
+        .unwrap();
     }
     let store = match MessageStore::open(config(Path::new(&dir), cl_file, flush)) {
         Ok(s) => Arc::new(s),
@@ -208,6 +230,9 @@ pub fn spawn(child_test: &str, dir: &Path, spec: &Spec) -> Running {
     }
     if let Some((name, actions)) = spec.fail_cfg {
         cmd.env(ENV_FAILCFG, format!("{name}={actions}"));
+    }
+    if spec.race_flushes {
+        cmd.env(ENV_RACE_FLUSH, "1");
     }
     let mut child = cmd.spawn().unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
@@ -349,20 +374,29 @@ pub fn check_invariants(dir: &Path, spec: &Spec, said: &[&Said]) -> Checked {
             in_queues.insert(m.commit_log_offset, (m.queue_id, m.queue_offset));
         }
     }
-    // Every record of the CommitLog is in its queue.
-    let mut at = store.min_phy_offset();
+    // Every record of the CommitLog (read from its files) is in its queue.
     let mut records = 0;
-    while at < store.max_phy_offset() {
-        let rec = store.select_one_message_by_offset(at).unwrap_or_else(|| panic!("no record at {at}"));
-        let (size, magic) = message::record_size(&rec).unwrap();
-        if magic == message::BLANK_MAGIC_CODE {
-            at = at - at % spec.cl_file as i64 + spec.cl_file as i64;
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("commitlog")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for path in files {
+        let start: i64 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        if start + spec.cl_file as i64 <= store.min_phy_offset() {
             continue;
         }
-        let m = message::decode(&rec, false, true).unwrap_or_else(|e| panic!("CommitLog record at {at}: {e}"));
-        assert_eq!(in_queues.get(&at), Some(&(m.queue_id, m.queue_offset)), "record at {at} is not in its queue");
-        records += 1;
-        at += size as i64;
+        let bytes = std::fs::read(&path).unwrap();
+        let mut pos = 0usize;
+        while start + (pos as i64) < store.max_phy_offset() {
+            let at = start + pos as i64;
+            let (size, magic) = message::record_size(&bytes[pos..]).unwrap();
+            if magic == message::BLANK_MAGIC_CODE {
+                break;
+            }
+            let m =
+                message::decode(&bytes[pos..], false, true).unwrap_or_else(|e| panic!("CommitLog record at {at}: {e}"));
+            assert_eq!(in_queues.get(&at), Some(&(m.queue_id, m.queue_offset)), "record at {at} is not in its queue");
+            records += 1;
+            pos += size as usize;
+        }
     }
     assert_eq!(records, in_queues.len(), "every unit points at a CommitLog record");
     // Committed offsets, after the broker's start-up correction.
