@@ -15,16 +15,16 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-#[test]
-fn standalone_takes_broker_settings() {
-    let dir = tempfile::tempdir().unwrap();
+/// `rmq standalone` on free ports with data under `dir` and `settings`
+/// (`-o key=value`), once it says it serves; its ports.
+fn start(dir: &std::path::Path, settings: &[&str]) -> (std::process::Child, u16, u16) {
     let (ns, br) = (free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_rmq"))
         .args(["standalone", "--namesrv", &format!("127.0.0.1:{ns}"), "--broker", &format!("127.0.0.1:{br}")])
         .arg("--data-dir")
-        .arg(dir.path())
-        .args(["-o", "mappedFileSizeCommitLog=16777216", "-o", "diskSpaceWarningLevelRatio=95"])
-        .env("RMQ_THREADS_DIR", dir.path().join("threads"))
+        .arg(dir)
+        .args(settings.iter().flat_map(|kv| ["-o", kv]))
+        .env("RMQ_THREADS_DIR", dir.join("threads"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -32,6 +32,16 @@ fn standalone_takes_broker_settings() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     while out.read_line(&mut line).unwrap() > 0 && !line.contains("thread dump:") {}
+    assert!(line.contains("thread dump:"), "standalone did not start: {line}");
+    // Keep reading: a closed pipe would fail the process's later prints.
+    std::thread::spawn(move || for _ in out.lines() {});
+    (child, ns, br)
+}
+
+#[test]
+fn standalone_takes_broker_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _, _) = start(dir.path(), &["mappedFileSizeCommitLog=16777216", "diskSpaceWarningLevelRatio=95"]);
     let first = dir.path().join("broker/commitlog/00000000000000000000");
     let made = rmq::common::wait::until(Duration::from_secs(10), || first.exists());
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
@@ -52,20 +62,7 @@ fn standalone_takes_broker_settings() {
 #[test]
 fn standalone_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (ns, br) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rmq"))
-        .args(["standalone", "--namesrv", &format!("127.0.0.1:{ns}"), "--broker", &format!("127.0.0.1:{br}")])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("RMQ_THREADS_DIR", dir.path().join("threads"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap() > 0 && !line.contains("thread dump:") {}
-    assert!(line.contains("thread dump:"), "standalone did not start: {line}");
+    let (mut child, ns, br) = start(dir.path(), &[]);
 
     let c = RemotingClient::start(ClientConfig::default()).unwrap();
     let u = UpdateConsumerOffsetRequestHeader {

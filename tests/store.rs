@@ -1,12 +1,13 @@
 //! The message store end to end: rolls, reads, statuses, limits, recovery
-//! (clean, torn tail, flipped byte, real SIGKILL), rebuilding and cleaning.
+//! (clean, torn tail, flipped byte), rebuilding and cleaning. Crashes (real
+//! SIGKILL, failpoints, power cuts) are in store_durability.rs and
+//! failpoints.rs.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -55,21 +56,9 @@ fn body(i: usize) -> Vec<u8> {
     format!("message-{i:06}-{}", "x".repeat(i % 300)).into_bytes()
 }
 
-/// Every message of a queue from `from`, in order.
+/// Every message of a queue from `from`, in order, each checked by its CRC.
 fn read_all(store: &MessageStore, topic: &str, qid: i32, from: i64) -> Vec<message::MessageExt> {
-    let mut out = Vec::new();
-    let mut offset = from;
-    loop {
-        let r = store.get_message("g", topic, qid, offset, 32, None);
-        if r.status != GetMessageStatus::Found {
-            break;
-        }
-        for rec in &r.messages {
-            out.push(message::decode(rec, true, true).expect("stored records decode with their CRC"));
-        }
-        offset = r.next_begin_offset;
-    }
-    out
+    support::store_child::read_queue_from(store, topic, qid, from)
 }
 
 #[test]
@@ -345,86 +334,6 @@ fn cleaning_removes_only_expired_files() {
     assert_eq!((r.status, r.next_begin_offset), (GetMessageStatus::OffsetTooSmall, min));
     assert_eq!(read_all(&store, "Old", 0, min).len() as i64, 1500 - min);
     assert_eq!(store.clean_expired_files(true).unwrap(), 0, "nothing else is old enough");
-}
-
-/// Child mode of the SIGKILL test: appends under SYNC_FLUSH from 4 threads
-/// and prints `ACK <thread> <seq>` after each acknowledged put.
-#[test]
-#[ignore = "run by sigkill_under_sync_flush_loses_no_acknowledged_message"]
-fn sigkill_child_writer() {
-    let Some(dir) = std::env::var_os("RMQ_STORE_CHILD_DIR") else { return };
-    let mut cfg = config(Path::new(&dir));
-    cfg.flush_disk_type = FlushDiskType::SyncFlush;
-    let store = Arc::new(MessageStore::open(cfg).unwrap());
-    println!("READY");
-    let handles: Vec<_> = (0..4)
-        .map(|t| {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                for seq in 0.. {
-                    let b = format!("t{t}-s{seq}-{}", "p".repeat(seq % 500));
-                    let r = store.put_message(&msg("Kill", t, b.as_bytes(), None), true);
-                    if r.status == PutMessageStatus::PutOk {
-                        println!("ACK {t} {seq}");
-                    }
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        let _ = h.join();
-    }
-}
-
-#[test]
-fn sigkill_under_sync_flush_loses_no_acknowledged_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let total_acked = AtomicI64::new(0);
-    for round in 0..4 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "sigkill_child_writer", "--ignored", "--nocapture", "--test-threads", "1"])
-            .env("RMQ_STORE_CHILD_DIR", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let mut acked: Vec<Vec<usize>> = vec![Vec::new(); 4];
-        let mut count = 0;
-        let stop_after = 300 + round * 150;
-        for line in out.lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix("ACK ") {
-                let mut it = rest.split(' ');
-                let t: usize = it.next().unwrap().parse().unwrap();
-                let s: usize = it.next().unwrap().parse().unwrap();
-                acked[t].push(s);
-                count += 1;
-                if count == stop_after {
-                    child.kill().unwrap(); // SIGKILL
-                }
-            }
-        }
-        let _ = child.wait();
-        assert!(count >= stop_after, "round {round}: the child died early after {count} acks");
-        total_acked.fetch_add(count as i64, Ordering::Relaxed);
-
-        let store = MessageStore::open(config(dir.path()))
-            .unwrap_or_else(|e| panic!("round {round}: the store did not reopen after SIGKILL: {e}"));
-        for (t, seqs) in acked.iter().enumerate() {
-            let stored = read_all(&store, "Kill", t as i32, 0);
-            let bodies: std::collections::HashSet<Vec<u8>> = stored.iter().map(|m| m.message.body.to_vec()).collect();
-            for &s in seqs {
-                let b = format!("t{t}-s{s}-{}", "p".repeat(s % 500)).into_bytes();
-                assert!(bodies.contains(&b), "round {round}: acknowledged t{t} s{s} was lost");
-            }
-            assert!(stored.iter().enumerate().all(|(k, m)| m.queue_offset == k as i64), "queue offsets are dense");
-        }
-        store.shutdown();
-        // The next round appends after what survived; mark it crashed again
-        // only through the child's own kill.
-    }
-    assert!(total_acked.load(Ordering::Relaxed) > 1000);
 }
 
 #[test]

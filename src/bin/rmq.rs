@@ -857,7 +857,9 @@ fn wait_for_signal(signals: Option<signal_hook::iterator::Signals>) {
         }
     };
     if let Some(sig) = signals.forever().next() {
-        println!("signal {sig}: shutting down (a second signal exits at once)");
+        // Not println!: with stdout closed it would panic and skip the clean stop.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "signal {sig}: shutting down (a second signal exits at once)");
     }
     let _ = rmq::common::thread::spawn("ShutdownHook", "process", move || {
         if signals.forever().next().is_some() {

@@ -16,18 +16,12 @@ impl Inner {
     /// least flushCommitLogLeastPages are dirty; everything every
     /// flushCommitLogThoroughInterval.
     pub(super) fn run_flush_real_time(&self, ctx: &crate::common::ServiceContext) {
-        let mut last_thorough = Instant::now();
-        while !ctx.is_stopped() {
-            thread::doing("sleeping until the next flush");
-            ctx.wait_for_running(self.config.flush_interval_commit_log);
-            let mut pages = self.config.flush_commit_log_least_pages;
-            if last_thorough.elapsed() >= self.config.flush_commit_log_thorough_interval {
-                last_thorough = Instant::now();
-                pages = 0;
-            }
-            thread::doing("flushing the CommitLog");
+        let c = &self.config;
+        let (every, least, thorough) =
+            (c.flush_interval_commit_log, c.flush_commit_log_least_pages, c.flush_commit_log_thorough_interval);
+        flush_rounds(ctx, every, least, thorough, "flushing the CommitLog", |pages| {
             self.flush_commit_log(pages);
-        }
+        });
     }
 
     pub(super) fn flush_commit_log(&self, least_pages: usize) -> bool {
@@ -93,18 +87,15 @@ impl Inner {
     /// `FlushConsumeQueueService`: flushes the ConsumeQueues every
     /// flushIntervalConsumeQueue, then the checkpoint.
     pub(super) fn run_flush_consume_queue(&self, ctx: &crate::common::ServiceContext) {
-        let mut last_thorough = Instant::now();
-        while !ctx.is_stopped() {
-            thread::doing("sleeping until the next flush");
-            ctx.wait_for_running(self.config.flush_interval_consume_queue);
-            let mut pages = self.config.flush_consume_queue_least_pages;
-            if last_thorough.elapsed() >= self.config.flush_consume_queue_thorough_interval {
-                last_thorough = Instant::now();
-                pages = 0;
-            }
-            thread::doing("flushing ConsumeQueues");
-            let _ = self.flush_consume_queues(pages);
-        }
+        let c = &self.config;
+        let (every, least, thorough) = (
+            c.flush_interval_consume_queue,
+            c.flush_consume_queue_least_pages,
+            c.flush_consume_queue_thorough_interval,
+        );
+        flush_rounds(ctx, every, least, thorough, "flushing ConsumeQueues", |pages| {
+            self.flush_consume_queues(pages);
+        });
     }
 
     /// True when every queue and the checkpoint were flushed without error.
@@ -140,5 +131,29 @@ impl Inner {
         }
         self.note_commit_log_flushed();
         self.flush_consume_queues(0)
+    }
+}
+
+/// The loop of a flush service: every `every` (or when woken) `flush` with
+/// `least` pages, or with 0 (everything) once `thorough` has passed.
+fn flush_rounds(
+    ctx: &crate::common::ServiceContext,
+    every: Duration,
+    least: usize,
+    thorough: Duration,
+    doing: &'static str,
+    mut flush: impl FnMut(usize),
+) {
+    let mut last_thorough = Instant::now();
+    while !ctx.is_stopped() {
+        thread::doing("sleeping until the next flush");
+        ctx.wait_for_running(every);
+        let mut pages = least;
+        if last_thorough.elapsed() >= thorough {
+            last_thorough = Instant::now();
+            pages = 0;
+        }
+        thread::doing(doing);
+        flush(pages);
     }
 }

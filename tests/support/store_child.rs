@@ -315,8 +315,13 @@ impl Running {
 /// Every message of queue `qid`, each decoded with its CRC checked: a
 /// record that does not decode fails the test.
 pub fn read_queue(store: &MessageStore, topic: &str, qid: i32) -> Vec<message::MessageExt> {
+    read_queue_from(store, topic, qid, store.min_offset_in_queue(topic, qid))
+}
+
+/// As [`read_queue`], from queue offset `from`.
+pub fn read_queue_from(store: &MessageStore, topic: &str, qid: i32, from: i64) -> Vec<message::MessageExt> {
     let mut out = Vec::new();
-    let mut offset = store.min_offset_in_queue(topic, qid);
+    let mut offset = from;
     loop {
         let r = store.get_message("check", topic, qid, offset, 32, None);
         if r.status != GetMessageStatus::Found {
