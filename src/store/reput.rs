@@ -68,7 +68,7 @@ impl Inner {
                         }
                         Ok(()) => {}
                     }
-                    if self.reput_stalled.swap(false, Ordering::AcqRel) {
+                    if self.reput_stalled.load(Ordering::Relaxed) && self.reput_stalled.swap(false, Ordering::AcqRel) {
                         log::info!("indexing goes on at CommitLog offset {at}");
                     }
                     self.dispatched_store_timestamp.store(m.store_timestamp, Ordering::Release);
