@@ -657,7 +657,8 @@ impl Inner {
         {
             log::error!(
                 "{topic}-{queue_id} offset {logic}: the ConsumeQueue points at CommitLog offset {commit_log_offset}, \
-                 which {what}; skipped (a damaged queue is rebuilt when its directory is deleted)"
+                 which {what}; skipped (to rebuild the queue from the CommitLog, stop the broker and create \
+                 consumequeue/{topic}/{queue_id}.rebuild)"
             );
         }
     }
