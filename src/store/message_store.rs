@@ -533,10 +533,6 @@ impl MessageStore {
     pub fn flushed_phy_offset(&self) -> i64 {
         self.inner.commit_log.flushed_where()
     }
-    /// Whether puts are refused because the disk is full.
-    pub fn is_disk_full(&self) -> bool {
-        self.inner.disk.is_full()
-    }
     /// Bytes appended but not yet indexed.
     pub fn dispatch_behind_bytes(&self) -> i64 {
         self.inner.commit_log.max_offset() - self.inner.reput_from.load(Ordering::Acquire)
@@ -635,8 +631,7 @@ impl Inner {
     /// verified at start-up or appended since; else when its structure and
     /// CRC check out (damage in old files is never served).
     fn verified(&self, offset: i64, record: &[u8]) -> bool {
-        offset >= self.verified_from.load(Ordering::Acquire)
-            || matches!(message::parse_record(record, true), Ok(_) | Err(message::MessageError::Blank { .. }))
+        offset >= self.verified_from.load(Ordering::Acquire) || message::parse_record(record, true).is_ok()
     }
 
     /// The message record at a CommitLog offset, checked as [`Inner::verified`]
